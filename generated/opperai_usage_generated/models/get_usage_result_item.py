@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="GetUsageResultItem")
+
+
+@_attrs_define
+class GetUsageResultItem:
+    """One time bucket (and group): the cost, one key per requested field holding its sum, and one key per group_by tag
+    holding the tag's value (null when absent).
+
+    """
+
+    time_bucket: datetime.datetime
+    """ The start time of the time bucket """
+    cost: str
+    """ The cost in USD for the time bucket """
+    additional_properties: dict[str, float | None | str] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        time_bucket = self.time_bucket.isoformat()
+
+        cost = self.cost
+
+        field_dict: dict[str, Any] = {}
+        for prop_name, prop in self.additional_properties.items():
+            field_dict[prop_name] = prop
+
+        field_dict.update(
+            {
+                "time_bucket": time_bucket,
+                "cost": cost,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        time_bucket = datetime.datetime.fromisoformat(d.pop("time_bucket"))
+
+        cost = d.pop("cost")
+
+        get_usage_result_item = cls(
+            time_bucket=time_bucket,
+            cost=cost,
+        )
+
+        additional_properties = {}
+        for prop_name, prop_dict in d.items():
+
+            def _parse_additional_property(data: object) -> float | None | str:
+                if data is None:
+                    return data
+                return cast(float | None | str, data)
+
+            additional_property = _parse_additional_property(prop_dict)
+
+            additional_properties[prop_name] = additional_property
+
+        get_usage_result_item.additional_properties = additional_properties
+        return get_usage_result_item
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> float | None | str:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: float | None | str) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
