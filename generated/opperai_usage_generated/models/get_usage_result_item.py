@@ -21,7 +21,9 @@ class GetUsageResultItem:
     """ The start time of the time bucket """
     cost: str
     """ The cost in USD for the time bucket """
-    additional_properties: dict[str, float | None | str] = _attrs_field(init=False, factory=dict)
+    additional_properties: dict[str, float | None | str] = _attrs_field(
+        init=False, factory=dict
+    )
 
     def to_dict(self) -> dict[str, Any]:
         time_bucket = self.time_bucket.isoformat()
