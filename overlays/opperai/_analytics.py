@@ -1,0 +1,96 @@
+"""`opper.analytics`: the usage operation, sync and async, as the official SDK spells it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ._decode import result_or_raise
+from ._query import build_query
+from ._retries import RetryConfig
+from ._transport import send, send_async
+from .models import GetUsageResultItem, Granularity
+from .types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ._client import Opper
+
+DateArg = dt.datetime | dt.date | str | None | Unset
+ListArg = Sequence[str] | None | Unset
+
+
+class Analytics:
+    """Usage analytics: cost and summed event metadata, bucketed by time and grouped by tags."""
+
+    def __init__(self, opper: Opper) -> None:
+        self._opper = opper
+
+    def get_usage(
+        self,
+        *,
+        from_date: DateArg = UNSET,
+        to_date: DateArg = UNSET,
+        granularity: Granularity | str | None | Unset = UNSET,
+        fields: ListArg = UNSET,
+        group_by: ListArg = UNSET,
+        retries: RetryConfig | None | Unset = UNSET,
+        server_url: str | None = None,
+        timeout_ms: int | None = None,
+        http_headers: Mapping[str, str] | None = None,
+    ) -> list[GetUsageResultItem]:
+        """Usage between `from_date` (inclusive) and `to_date` (exclusive), one item per time
+        bucket and group: `cost`, the sum of each of `fields`, the value of each `group_by` tag.
+
+        Raises `InvalidArgumentError` (a `ValueError`) before sending anything for bad
+        arguments, an `OpperError` subclass for an error answer, and httpx's exceptions for
+        network failures that retries did not cure.
+        """
+        method, path, params = build_query(
+            {
+                "from_date": from_date,
+                "to_date": to_date,
+                "granularity": granularity,
+                "fields": fields,
+                "group_by": group_by,
+            }
+        )
+        opper = self._opper
+        client = opper.sync_client()
+        request, timeout_s = opper.build_request(
+            client, method, path, params, server_url, timeout_ms, http_headers
+        )
+        policy = opper.retry_policy(retries)
+        return result_or_raise(send(client, request, policy, timeout_s, opper.logger))
+
+    async def get_usage_async(
+        self,
+        *,
+        from_date: DateArg = UNSET,
+        to_date: DateArg = UNSET,
+        granularity: Granularity | str | None | Unset = UNSET,
+        fields: ListArg = UNSET,
+        group_by: ListArg = UNSET,
+        retries: RetryConfig | None | Unset = UNSET,
+        server_url: str | None = None,
+        timeout_ms: int | None = None,
+        http_headers: Mapping[str, str] | None = None,
+    ) -> list[GetUsageResultItem]:
+        """`get_usage`, for asyncio (or trio) programs: the same arguments and behaviour."""
+        method, path, params = build_query(
+            {
+                "from_date": from_date,
+                "to_date": to_date,
+                "granularity": granularity,
+                "fields": fields,
+                "group_by": group_by,
+            }
+        )
+        opper = self._opper
+        client = opper.async_client()
+        request, timeout_s = opper.build_request(
+            client, method, path, params, server_url, timeout_ms, http_headers
+        )
+        policy = opper.retry_policy(retries)
+        response = await send_async(client, request, policy, timeout_s, opper.logger)
+        return result_or_raise(response)

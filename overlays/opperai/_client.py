@@ -1,0 +1,187 @@
+"""`Opper`: configuration, the httpx clients it owns, and how each request is put together."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import platform
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from ._analytics import Analytics
+from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
+from ._version import __version__
+from .types import UNSET, Unset
+
+#: `servers[0]` of openapi.yaml (a contract test keeps the two equal).
+DEFAULT_SERVER_URL = "https://api.opper.ai/v2"
+#: Each attempt's time budget: connecting, sending and reading the whole answer.
+DEFAULT_TIMEOUT_MS = 60_000
+USER_AGENT = (
+    f"opperai-usage/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
+)
+
+_warned_hosts: set[str] = set()
+
+
+class InsecureTransportWarning(UserWarning):
+    """The API key is about to travel unencrypted to a host that is not this machine."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_logger() -> logging.Logger | None:
+    """`OPPER_DEBUG` set (and not 0/false) turns on debug lines on stderr."""
+    if os.environ.get("OPPER_DEBUG", "").lower() in ("", "0", "false", "no"):
+        return None
+    logger = logging.getLogger("opperai")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s opperai %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+class Opper:
+    """The client. Use it as a (sync or async) context manager, or call `close()`.
+
+    `http_bearer` is the API key (or a callable returning it, called for every request);
+    without it, `OPPER_HTTP_BEARER` is read. `client`/`async_client` are yours to configure
+    (proxies, transports, limits) and yours to close.
+    """
+
+    def __init__(
+        self,
+        http_bearer: str | Callable[[], str] | None = None,
+        server_url: str | None = None,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        retry_config: RetryConfig | None | Unset = UNSET,
+        timeout_ms: int | None = None,
+        debug_logger: logging.Logger | None = None,
+    ) -> None:
+        if http_bearer is None:
+            http_bearer = os.environ.get("OPPER_HTTP_BEARER")
+        self._bearer = http_bearer
+        self._server_url = server_url or DEFAULT_SERVER_URL
+        self._retry_config = DEFAULT_RETRY_CONFIG if isinstance(retry_config, Unset) else retry_config
+        self._timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
+        self._logger = debug_logger or _default_logger()
+        self._client, self._owns_client = client, client is None
+        self._async_client, self._owns_async_client = async_client, async_client is None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.analytics = Analytics(self)
+
+    def __repr__(self) -> str:
+        key = "set" if self._bearer else "unset"
+        return f"Opper(server_url={self._server_url!r}, http_bearer=<{key}, hidden>)"
+
+    # -- the httpx clients: created on first use, so an async-only user never opens a sync one
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Opper client is closed; create a new one to make more calls")
+
+    def sync_client(self) -> httpx.Client:
+        self._check_open()
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client()
+        return self._client
+
+    def async_client(self) -> httpx.AsyncClient:
+        self._check_open()
+        if self._async_client is None:
+            with self._lock:
+                if self._async_client is None:
+                    self._async_client = httpx.AsyncClient()
+        return self._async_client
+
+    def close(self) -> None:
+        """Release the connections of the clients this object created (not of yours)."""
+        self._closed = True
+        if self._owns_client and self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """`close()`, plus the async client this object created."""
+        self.close()
+        if self._owns_async_client and self._async_client is not None:
+            await self._async_client.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- one call's settings
+
+    def build_request(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        path: str,
+        params: Mapping[str, object],
+        server_url: str | None,
+        timeout_ms: int | None,
+        http_headers: Mapping[str, str] | None,
+    ) -> tuple[httpx.Request, float]:
+        """The request, with credentials and headers, and its per-attempt time budget (s)."""
+        url = httpx.URL((server_url or self._server_url).rstrip("/") + path)
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        key = self._bearer() if callable(self._bearer) else self._bearer
+        if key:
+            self._warn_if_plain_http(url)
+            headers["Authorization"] = f"Bearer {key}"
+        if http_headers:
+            headers.update(http_headers)
+        timeout_s = (timeout_ms or self._timeout_ms) / 1000
+        request = client.build_request(
+            method, url, params=params, headers=headers, timeout=httpx.Timeout(timeout_s)
+        )
+        return request, timeout_s
+
+    def retry_policy(self, retries: RetryConfig | None | Unset) -> RetryPolicy:
+        return RetryPolicy(self._retry_config if isinstance(retries, Unset) else retries)
+
+    @property
+    def logger(self) -> logging.Logger | None:
+        return self._logger
+
+    @staticmethod
+    def _warn_if_plain_http(url: httpx.URL) -> None:
+        if url.scheme == "http" and not _is_loopback(url.host) and url.host not in _warned_hosts:
+            _warned_hosts.add(url.host)
+            warnings.warn(
+                f"sending the API key unencrypted (plain http) to {url.host}; use https",
+                InsecureTransportWarning,
+                stacklevel=5,
+            )

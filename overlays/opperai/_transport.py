@@ -1,0 +1,147 @@
+"""Sending one call: attempts, waits between them, a time budget per attempt, debug lines.
+
+The decisions live in `RetryPolicy`; the sync and async loops below are twins that only
+differ in how they wait and read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+
+from ._retries import RetryPolicy
+
+
+class _Deadline:
+    """Raises httpx's own `ReadTimeout` once the attempt's budget is spent, so a body dribbled
+    byte by byte cannot hold a call past `timeout_ms` (httpx's timeouts are per read)."""
+
+    def __init__(self, request: httpx.Request, deadline: float) -> None:
+        self._request = request
+        self._deadline = deadline
+
+    def check(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise httpx.ReadTimeout("the response took longer than timeout_ms", request=self._request)
+
+
+class _SyncDeadlineStream(httpx.SyncByteStream):
+    def __init__(self, stream: httpx.SyncByteStream, deadline: _Deadline) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self._deadline.check()
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncDeadlineStream(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.AsyncByteStream, deadline: _Deadline) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            self._deadline.check()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def _log(
+    logger: logging.Logger | None,
+    request: httpx.Request,
+    attempt: int,
+    started: float,
+    outcome: httpx.Response | Exception,
+    wait: float | None,
+) -> None:
+    if logger is None:
+        return
+    result = (
+        f"{outcome.status_code}" if isinstance(outcome, httpx.Response) else type(outcome).__name__
+    )
+    then = "" if wait is None else f", retrying in {wait:.2f}s"
+    logger.debug(
+        "%s %s -> %s (attempt %d, %.1f ms%s)",
+        request.method,
+        request.url,
+        result,
+        attempt,
+        (time.monotonic() - started) * 1000,
+        then,
+    )
+
+
+def send(
+    client: httpx.Client,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    timeout_s: float,
+    logger: logging.Logger | None,
+) -> httpx.Response:
+    """The final answer (read in full), after as many attempts as `policy` allows."""
+    started = time.monotonic()
+    retries = 0
+    while True:
+        attempt_started = time.monotonic()
+        outcome: httpx.Response | Exception
+        try:
+            outcome = client.send(request, stream=True)
+            deadline = _Deadline(request, attempt_started + timeout_s)
+            outcome.stream = _SyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+            try:
+                outcome.read()
+            finally:
+                outcome.close()
+        except httpx.TransportError as error:
+            outcome = error
+        wait = policy.delay(retries, time.monotonic() - started, outcome)
+        _log(logger, request, retries + 1, attempt_started, outcome, wait)
+        if wait is None:
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        time.sleep(wait)
+        retries += 1
+
+
+async def send_async(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    timeout_s: float,
+    logger: logging.Logger | None,
+) -> httpx.Response:
+    """The async twin of `send`."""
+    started = time.monotonic()
+    retries = 0
+    while True:
+        attempt_started = time.monotonic()
+        outcome: httpx.Response | Exception
+        try:
+            outcome = await client.send(request, stream=True)
+            deadline = _Deadline(request, attempt_started + timeout_s)
+            outcome.stream = _AsyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+            try:
+                await outcome.aread()
+            finally:
+                await outcome.aclose()
+        except httpx.TransportError as error:
+            outcome = error
+        wait = policy.delay(retries, time.monotonic() - started, outcome)
+        _log(logger, request, retries + 1, attempt_started, outcome, wait)
+        if wait is None:
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        import anyio  # here, not at the top: it is not imported by sync-only programs
+
+        await anyio.sleep(wait)
+        retries += 1

@@ -1,0 +1,230 @@
+"""Every error `get_usage` raises on purpose, in one flat hierarchy.
+
+- `OpperError`: the API answered, and the answer is an error (`status_code`, `headers`, `body`,
+  `raw_response`, `request_id`).
+  - `BadRequestError`, `UnauthorizedError`, `NotFoundError`, `RequestValidationError`: the error
+    responses `openapi.yaml` documents, with the decoded body in `.data` (`type`, `message`, `detail`).
+  - `APIError`: any other 4XX/5XX (or an unexpected status), whatever its content type.
+  - `ResponseValidationError`: a body that does not fit the schema; `.cause` says why.
+- `InvalidArgumentError` (a `ValueError`): an argument was rejected before any request was sent.
+- Network failures are httpx's own exceptions (`httpx.RequestError` and its subclasses).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+import httpx
+from opperai_usage_generated.models import (
+    BadRequestError as _BadRequestError,
+)
+from opperai_usage_generated.models import (
+    NotFoundError as _NotFoundError,
+)
+from opperai_usage_generated.models import (
+    RequestValidationError as _RequestValidationError,
+)
+from opperai_usage_generated.models import (
+    UnauthorizedError as _UnauthorizedError,
+)
+from opperai_usage_generated.types import UNSET
+
+__all__ = [
+    "APIError",
+    "BadRequestError",
+    "BadRequestErrorData",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "NotFoundErrorData",
+    "OpperError",
+    "RequestValidationError",
+    "RequestValidationErrorData",
+    "ResponseValidationError",
+    "UnauthorizedError",
+    "UnauthorizedErrorData",
+]
+
+MAX_MESSAGE_LEN = 10_000
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+class InvalidArgumentError(ValueError):
+    """An argument was rejected before any request was sent; `parameter` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def _redacted(response: httpx.Response) -> httpx.Response:
+    """A copy of `response` whose request carries no credentials, for pickling."""
+    clone = copy.copy(response)
+    try:
+        request = response.request
+    except RuntimeError:  # a response built by hand has no request
+        return clone
+    headers = [
+        (name, "<redacted>" if name.lower() in _SECRET_HEADERS else value)
+        for name, value in request.headers.multi_items()
+    ]
+    clone.request = httpx.Request(request.method, request.url, headers=headers)
+    return clone
+
+
+def _rebuild(cls: type[OpperError], state: dict[str, Any]) -> OpperError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state["message"])
+    error.__dict__.update(state)
+    return error
+
+
+class OpperError(Exception):
+    """The API answered with an error (or with something that is not a valid answer)."""
+
+    message: str
+    status_code: int
+    body: str
+    headers: httpx.Headers
+    raw_response: httpx.Response
+
+    def __init__(self, message: str, raw_response: httpx.Response, body: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = raw_response.status_code
+        self.body = body if body is not None else raw_response.text
+        self.headers = raw_response.headers
+        self.raw_response = raw_response
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's `x-request-id`, to quote when asking Opper about this call."""
+        return self.headers.get("x-request-id")
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles (for multiprocessing, task queues, error trackers) never carry the API key.
+        state = {**self.__dict__, "raw_response": _redacted(self.raw_response)}
+        return _rebuild, (type(self), state)
+
+
+class APIError(OpperError):
+    """Any other error status, whatever the body (an HTML page from a proxy, plain text, JSON)."""
+
+    def __init__(
+        self,
+        message: str,
+        raw_response: httpx.Response,
+        body: str | None = None,
+    ) -> None:
+        shown = body or raw_response.text or '""'
+        text = f"{message}: " if message else ""
+        text += f"Status {raw_response.status_code}"
+        content_type = raw_response.headers.get("content-type", '""')
+        if content_type != "application/json":
+            quoted = f'"{content_type}"' if " " in content_type else content_type
+            text += f" Content-Type {quoted}"
+        if len(shown) > MAX_MESSAGE_LEN:
+            shown = f"{shown[:MAX_MESSAGE_LEN]}...and {len(shown) - MAX_MESSAGE_LEN} more chars"
+        super().__init__(f"{text}. Body: {shown}".strip(), raw_response, body)
+
+
+class ResponseValidationError(OpperError):
+    """A 2XX answer (or a documented error answer) whose body does not fit `openapi.yaml`."""
+
+    def __init__(
+        self,
+        message: str,
+        raw_response: httpx.Response,
+        cause: Exception,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(f"{message}: {cause}", raw_response, body)
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException | None:
+        """What did not fit: the decoder's or the schema check's own exception."""
+        return self.__cause__
+
+
+class _ErrorData:
+    """What the typed errors' `.data` adds to the generated error models.
+
+    `type` as the official SDK spells it (the generated field is `type_`), and the spec's
+    defaults for `type` and `message` when the body leaves them out.
+    """
+
+    __slots__ = ()
+    type_: Any
+    message: Any
+
+    @property
+    def type(self) -> str:
+        return str(self.type_)
+
+    def _fill_defaults(self) -> None:
+        for field in attrs.fields(type(self)):  # type: ignore[misc]
+            if getattr(self, field.name) is UNSET and isinstance(field.default, str):
+                setattr(self, field.name, field.default)
+
+
+class BadRequestErrorData(_ErrorData, _BadRequestError):
+    __slots__ = ()
+
+
+class UnauthorizedErrorData(_ErrorData, _UnauthorizedError):
+    __slots__ = ()
+
+
+class NotFoundErrorData(_ErrorData, _NotFoundError):
+    __slots__ = ()
+
+
+class RequestValidationErrorData(_ErrorData, _RequestValidationError):
+    __slots__ = ()
+
+
+D = TypeVar("D", bound=_ErrorData)
+
+
+class _DataError(OpperError, Generic[D]):
+    """An error response that `openapi.yaml` documents, decoded into `data`."""
+
+    data_model: ClassVar[type[_ErrorData]]
+    data: D
+
+    def __init__(self, data: D, raw_response: httpx.Response, body: str | None = None) -> None:
+        data._fill_defaults()
+        super().__init__(str(data.message) or body or raw_response.text, raw_response, body)
+        self.data = data
+
+
+class BadRequestError(_DataError[BadRequestErrorData]):
+    data_model = BadRequestErrorData
+
+
+class UnauthorizedError(_DataError[UnauthorizedErrorData]):
+    data_model = UnauthorizedErrorData
+
+
+class NotFoundError(_DataError[NotFoundErrorData]):
+    data_model = NotFoundErrorData
+
+
+class RequestValidationError(_DataError[RequestValidationErrorData]):
+    data_model = RequestValidationErrorData
+
+
+def typed_error_for(model: type[Any]) -> type[_DataError[Any]] | None:
+    """The typed error whose `.data` extends the generated error model `model`, if any."""
+    for cls in _DataError.__subclasses__():
+        if issubclass(cls.data_model, model):
+            return cls
+    return None
