@@ -92,8 +92,9 @@ def drift(session: nox.Session) -> None:
             where = f"generated/{PACKAGE}/{name}"
             sys.stdout.writelines(difflib.unified_diff(old, new, where, f"{where} (fresh)"))
     if problems:
-        listing = "\n  ".join(f"generated/{PACKAGE}/{p.split(': ', 1)[1]}: {p.split(':')[0]}"
-                              for p in problems)
+        listing = "\n  ".join(
+            f"generated/{PACKAGE}/{p.split(': ', 1)[1]}: {p.split(':')[0]}" for p in problems
+        )
         session.error(f"generated/ is stale or hand-edited; run `nox -s generate`.\n  {listing}")
     session.log("generated/ matches openapi.yaml and the pinned generator")
 
@@ -111,7 +112,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the overlays and the tests."""
-    session.install(*LINTERS, "-e", ".[fast]", *TEST_DEPS, "types-PyYAML", "types-psutil")
+    session.install(
+        *LINTERS,
+        "-e",
+        ".[fast]",
+        *TEST_DEPS,
+        "types-PyYAML",
+        "types-psutil",
+        "types-python-dateutil",
+    )
     targets = ["overlays/opperai", "tests", "localserver", "examples"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
@@ -169,7 +178,10 @@ def demo(session: nox.Session) -> None:
     """The main job: the seed's example against a local Opper-compatible server."""
     session.install(".")
     with _local_server(session) as url:
-        env = {"OPPER_SERVER_URL": url, "OPPER_HTTP_BEARER": os.environ.get("OPPER_HTTP_BEARER", "demo-key")}
+        env = {
+            "OPPER_SERVER_URL": url,
+            "OPPER_HTTP_BEARER": os.environ.get("OPPER_HTTP_BEARER", "demo-key"),
+        }
         session.run("python", "examples/demo.py", env=env)
 
 
@@ -178,3 +190,10 @@ def clean(session: nox.Session) -> None:
     """Remove build artefacts."""
     for path in ["build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"]:
         shutil.rmtree(ROOT / path, ignore_errors=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmark: this client, raw httpx and the official SDK (bench/README.md)."""
+    session.install(".[fast]", "psutil>=5.9")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -1,0 +1,199 @@
+"""Shared fixtures: the local Opper-compatible server and Prism as real processes on loopback,
+and `usage`, which makes one call the sync or the async way (tests run both)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opperai import Opper
+from opperai.models import GetUsageResultItem
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-0123456789abcdef"
+
+
+@dataclass
+class LocalServer:
+    """The local server: `url` is what `server_url` takes; the rest drives its fault script."""
+
+    base: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/v2"
+
+    def script(self, *actions: dict[str, Any]) -> None:
+        httpx.post(f"{self.base}/_control/script", json=list(actions)).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base}/_control/reset").raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = httpx.get(f"{self.base}/_control/stats").json()
+        return stats
+
+    def requests(self) -> list[dict[str, Any]]:
+        recorded: list[dict[str, Any]] = httpx.get(f"{self.base}/_control/requests").json()
+        return recorded
+
+
+def _start(
+    command: list[str], ready: Callable[[str], str | None], timeout: float
+) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = ready(line)
+        if found:
+            return proc, found
+    proc.kill()
+    raise RuntimeError(f"{command[0]} did not start:\n{''.join(seen)}")
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LocalServer]:
+    """The local Opper-compatible server (python -m localserver), once per test run."""
+    proc, base = _start(
+        [sys.executable, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        lambda line: (
+            line.strip().removeprefix("listening on ") if line.startswith("listening on ") else None
+        ),
+        timeout=30,
+    )
+    try:
+        yield LocalServer(base)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def local(server: LocalServer) -> LocalServer:
+    """The server with an empty fault script and no recorded requests."""
+    server.reset()
+    return server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def prism() -> Iterator[str]:
+    """A Prism mock built from openapi.yaml; it rejects requests that do not fit the spec."""
+    binary = os.environ.get("PRISM_BIN") or shutil.which("prism")
+    if not binary:
+        pytest.fail("Prism is needed: run the tests through `nox -s tests`, or set PRISM_BIN")
+    port = _free_port()
+    proc, _ = _start(
+        [
+            binary,
+            "mock",
+            str(ROOT / "openapi.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--errors",
+        ],
+        lambda line: "ok" if "Prism is listening" in line else None,
+        timeout=60,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+Usage = Callable[..., list[GetUsageResultItem]]
+
+
+@pytest.fixture(params=["sync", "async"])
+def usage(request: pytest.FixtureRequest) -> Usage:
+    """`usage(opper_kwargs..., call=dict(...))`: one `get_usage` on a fresh client, sync or async.
+
+    `transport=` (an httpx transport, e.g. MockTransport) goes into the matching httpx client.
+    """
+    mode = request.param
+
+    def call(
+        *, call: dict[str, Any] | None = None, transport: Any = None, **options: Any
+    ) -> list[GetUsageResultItem]:
+        options.setdefault("http_bearer", API_KEY)
+        arguments = call or {}
+        if mode == "sync":
+            if transport is not None:
+                options["client"] = httpx.Client(transport=transport)
+            with Opper(**options) as opper:
+                return opper.analytics.get_usage(**arguments)
+
+        async def run() -> list[GetUsageResultItem]:
+            if transport is not None:
+                options["async_client"] = httpx.AsyncClient(transport=transport)
+            async with Opper(**options) as opper:
+                return await opper.analytics.get_usage_async(**arguments)
+
+        return asyncio.run(run())
+
+    return call
+
+
+class Recorder:
+    """A MockTransport handler that records requests and plays canned answers in order."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+
+ITEMS = [
+    {
+        "time_bucket": "2026-11-01T00:00:00Z",
+        "cost": "0.004200",
+        "total_tokens": 480,
+        "model": "gpt-4o",
+        "project.name": "alpha",
+    },
+    {
+        "time_bucket": "2026-11-01T00:00:00Z",
+        "cost": "0.000350",
+        "total_tokens": 230,
+        "model": "claude-sonnet-4",
+        "project.name": None,
+    },
+]
