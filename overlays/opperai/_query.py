@@ -27,7 +27,8 @@ def _as_datetime(name: str, value: object) -> dt.datetime:
         from dateutil.parser import isoparse  # only when a string is given: keeps imports fast
 
         try:
-            return isoparse(value)
+            parsed: dt.datetime = isoparse(value)
+            return parsed
         except (ValueError, OverflowError):
             pass
     raise InvalidArgumentError(
@@ -66,9 +67,10 @@ def _as_str_list(name: str, value: object) -> list[str]:
 
 def _coercer_for(name: str, hint: object) -> Coercer:
     """The check for one parameter, chosen by its generated type (`X | None | Unset`)."""
-    (declared,) = [t for t in typing.get_args(hint) if t not in (type(None), Unset)]
-    if declared is dt.datetime:
+    kinds = [t for t in typing.get_args(hint) if t not in (type(None), Unset)]
+    if dt.datetime in kinds:  # its `str` alternative is a date-time spelled without an offset
         return _as_datetime
+    (declared,) = kinds
     if isinstance(declared, type) and issubclass(declared, enum.Enum):
         return functools.partial(_as_enum, declared)
     if typing.get_origin(declared) is list and typing.get_args(declared) == (str,):
@@ -91,7 +93,7 @@ def build_query(arguments: Mapping[str, object]) -> tuple[str, str, dict[str, An
         name: value if value is None or value is UNSET else PARAMETERS[name](name, value)
         for name, value in arguments.items()
     }
-    request = endpoint._get_kwargs(**checked)
+    request = endpoint._get_kwargs(**checked)  # type: ignore[arg-type]
     params: dict[str, Any] = request["params"]
     for name in _DATETIMES & params.keys():
         if params[name].endswith("+00:00"):  # UTC spelled as the official SDK sends it

@@ -17,8 +17,8 @@ from ...types import UNSET, Response, Unset
 
 def _get_kwargs(
     *,
-    from_date: datetime.datetime | None | Unset = UNSET,
-    to_date: datetime.datetime | None | Unset = UNSET,
+    from_date: datetime.datetime | None | str | Unset = UNSET,
+    to_date: datetime.datetime | None | str | Unset = UNSET,
     granularity: Granularity | None | Unset = UNSET,
     fields: list[str] | None | Unset = UNSET,
     group_by: list[str] | None | Unset = UNSET,
@@ -150,8 +150,8 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    from_date: datetime.datetime | None | Unset = UNSET,
-    to_date: datetime.datetime | None | Unset = UNSET,
+    from_date: datetime.datetime | None | str | Unset = UNSET,
+    to_date: datetime.datetime | None | str | Unset = UNSET,
     granularity: Granularity | None | Unset = UNSET,
     fields: list[str] | None | Unset = UNSET,
     group_by: list[str] | None | Unset = UNSET,
@@ -169,10 +169,10 @@ def sync_detailed(
     requested field.
 
     Args:
-        from_date (datetime.datetime | None | Unset): Start date for the time range (inclusive).
-            If not provided, defaults to the first day of the current month.
-        to_date (datetime.datetime | None | Unset): End date for the time range (exclusive). If
-            not provided, defaults to the last day of the current month.
+        from_date (datetime.datetime | None | str | Unset): Start date for the time range
+            (inclusive). If not provided, defaults to the first day of the current month.
+        to_date (datetime.datetime | None | str | Unset): End date for the time range (exclusive).
+            If not provided, defaults to the last day of the current month.
         granularity (Granularity | None | Unset): Time granularity for grouping (minute, hour,
             day, month, year)
         fields (list[str] | None | Unset): Fields from event_metadata to include and sum
@@ -204,8 +204,8 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    from_date: datetime.datetime | None | Unset = UNSET,
-    to_date: datetime.datetime | None | Unset = UNSET,
+    from_date: datetime.datetime | None | str | Unset = UNSET,
+    to_date: datetime.datetime | None | str | Unset = UNSET,
     granularity: Granularity | None | Unset = UNSET,
     fields: list[str] | None | Unset = UNSET,
     group_by: list[str] | None | Unset = UNSET,
@@ -224,10 +224,10 @@ def sync(
     requested field.
 
     Args:
-        from_date (datetime.datetime | None | Unset): Start date for the time range (inclusive).
-            If not provided, defaults to the first day of the current month.
-        to_date (datetime.datetime | None | Unset): End date for the time range (exclusive). If
-            not provided, defaults to the last day of the current month.
+        from_date (datetime.datetime | None | str | Unset): Start date for the time range
+            (inclusive). If not provided, defaults to the first day of the current month.
+        to_date (datetime.datetime | None | str | Unset): End date for the time range (exclusive).
+            If not provided, defaults to the last day of the current month.
         granularity (Granularity | None | Unset): Time granularity for grouping (minute, hour,
             day, month, year)
         fields (list[str] | None | Unset): Fields from event_metadata to include and sum
@@ -254,8 +254,8 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    from_date: datetime.datetime | None | Unset = UNSET,
-    to_date: datetime.datetime | None | Unset = UNSET,
+    from_date: datetime.datetime | None | str | Unset = UNSET,
+    to_date: datetime.datetime | None | str | Unset = UNSET,
     granularity: Granularity | None | Unset = UNSET,
     fields: list[str] | None | Unset = UNSET,
     group_by: list[str] | None | Unset = UNSET,
@@ -273,10 +273,10 @@ async def asyncio_detailed(
     requested field.
 
     Args:
-        from_date (datetime.datetime | None | Unset): Start date for the time range (inclusive).
-            If not provided, defaults to the first day of the current month.
-        to_date (datetime.datetime | None | Unset): End date for the time range (exclusive). If
-            not provided, defaults to the last day of the current month.
+        from_date (datetime.datetime | None | str | Unset): Start date for the time range
+            (inclusive). If not provided, defaults to the first day of the current month.
+        to_date (datetime.datetime | None | str | Unset): End date for the time range (exclusive).
+            If not provided, defaults to the last day of the current month.
         granularity (Granularity | None | Unset): Time granularity for grouping (minute, hour,
             day, month, year)
         fields (list[str] | None | Unset): Fields from event_metadata to include and sum
@@ -306,8 +306,8 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    from_date: datetime.datetime | None | Unset = UNSET,
-    to_date: datetime.datetime | None | Unset = UNSET,
+    from_date: datetime.datetime | None | str | Unset = UNSET,
+    to_date: datetime.datetime | None | str | Unset = UNSET,
     granularity: Granularity | None | Unset = UNSET,
     fields: list[str] | None | Unset = UNSET,
     group_by: list[str] | None | Unset = UNSET,
@@ -326,10 +326,10 @@ async def asyncio(
     requested field.
 
     Args:
-        from_date (datetime.datetime | None | Unset): Start date for the time range (inclusive).
-            If not provided, defaults to the first day of the current month.
-        to_date (datetime.datetime | None | Unset): End date for the time range (exclusive). If
-            not provided, defaults to the last day of the current month.
+        from_date (datetime.datetime | None | str | Unset): Start date for the time range
+            (inclusive). If not provided, defaults to the first day of the current month.
+        to_date (datetime.datetime | None | str | Unset): End date for the time range (exclusive).
+            If not provided, defaults to the last day of the current month.
         granularity (Granularity | None | Unset): Time granularity for grouping (minute, hour,
             day, month, year)
         fields (list[str] | None | Unset): Fields from event_metadata to include and sum
