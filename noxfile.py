@@ -29,6 +29,7 @@ TEST_DEPS = [
     "anyio>=4",
     "hypothesis>=6.100",
     "openapi-spec-validator>=0.7",
+    "jsonschema>=4",
     "openapi-core>=0.19",
     "pyyaml>=6",
     "psutil>=5.9",

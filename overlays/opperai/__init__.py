@@ -1,9 +1,9 @@
 """opperai: a fast, typed drop-in for the official SDK's `opper.analytics.get_usage`.
 
-    from opperai import Opper
+from opperai import Opper
 
-    with Opper(http_bearer="...") as opper:
-        items = opper.analytics.get_usage(fields=["total_tokens"], group_by=["model"])
+with Opper(http_bearer="...") as opper:
+    items = opper.analytics.get_usage(fields=["total_tokens"], group_by=["model"])
 """
 
 from . import errors, models, utils

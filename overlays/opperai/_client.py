@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -71,7 +71,7 @@ class Opper:
         server_url: str | None = None,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
-        retry_config: RetryConfig | None | Unset = UNSET,
+        retry_config: RetryConfig | Unset | None = UNSET,
         timeout_ms: int | None = None,
         debug_logger: logging.Logger | None = None,
     ) -> None:
@@ -79,7 +79,9 @@ class Opper:
             http_bearer = os.environ.get("OPPER_HTTP_BEARER")
         self._bearer = http_bearer
         self._server_url = server_url or DEFAULT_SERVER_URL
-        self._retry_config = DEFAULT_RETRY_CONFIG if isinstance(retry_config, Unset) else retry_config
+        self._retry_config = (
+            DEFAULT_RETRY_CONFIG if isinstance(retry_config, Unset) else retry_config
+        )
         self._timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
         self._logger = debug_logger or _default_logger()
         self._client, self._owns_client = client, client is None
@@ -130,7 +132,10 @@ class Opper:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -138,7 +143,10 @@ class Opper:
         return self
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
@@ -149,7 +157,7 @@ class Opper:
         client: httpx.Client | httpx.AsyncClient,
         method: str,
         path: str,
-        params: Mapping[str, object],
+        params: Mapping[str, Any],
         server_url: str | None,
         timeout_ms: int | None,
         http_headers: Mapping[str, str] | None,
@@ -169,7 +177,7 @@ class Opper:
         )
         return request, timeout_s
 
-    def retry_policy(self, retries: RetryConfig | None | Unset) -> RetryPolicy:
+    def retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
         return RetryPolicy(self._retry_config if isinstance(retries, Unset) else retries)
 
     @property

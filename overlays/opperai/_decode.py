@@ -28,9 +28,10 @@ except ImportError:  # pragma: no cover - exercised by the tests' plain-path com
 
 _EXTRA_VALUE_TYPES = frozenset({int, float, str, type(None)})
 _new = object.__new__
-_set_time_bucket = GetUsageResultItem.time_bucket.__set__  # type: ignore[attr-defined]
-_set_cost = GetUsageResultItem.cost.__set__  # type: ignore[attr-defined]
-_set_extras = GetUsageResultItem.additional_properties.__set__  # type: ignore[attr-defined]
+# The slots' own setters: what attrs' __init__ ends up calling, without the call around it.
+_set_time_bucket = GetUsageResultItem.time_bucket.__set__  # type: ignore[misc, attr-defined]
+_set_cost = GetUsageResultItem.cost.__set__  # type: ignore[misc, attr-defined]
+_set_extras = GetUsageResultItem.additional_properties.__set__  # type: ignore[misc, attr-defined]
 
 
 class SchemaMismatch(ValueError):
@@ -115,7 +116,8 @@ def _typed_errors() -> dict[int, type[_DataError[Any]]]:
 
 
 def _is_json(response: httpx.Response) -> bool:
-    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type: str = response.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")
 
 
@@ -135,8 +137,10 @@ def result_or_raise(response: httpx.Response) -> list[GetUsageResultItem]:
                 raise SchemaMismatch(f"expected an error object, got {_kind(body)}")
             data = typed.data_model.from_dict(body)
         except KeyError as missing:
-            error = SchemaMismatch(f"required key {missing} is missing")
-            raise ResponseValidationError("Response validation failed", response, error) from error
+            mismatch = SchemaMismatch(f"required key {missing} is missing")
+            raise ResponseValidationError(
+                "Response validation failed", response, mismatch
+            ) from mismatch
         except ValueError as error:
             raise ResponseValidationError("Response validation failed", response, error) from error
         raise typed(data, response)

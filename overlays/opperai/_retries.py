@@ -1,5 +1,5 @@
 """Retry configuration (the official SDK's `RetryConfig`/`BackoffStrategy`) and the one policy
-that decides, for sync and async calls alike, whether and how long to wait before another attempt."""
+that decides, for sync and async calls alike, whether and how long to wait before retrying."""
 
 from __future__ import annotations
 
@@ -40,14 +40,13 @@ class RetryConfig:
     max_retries: int | None = None
 
 
+_DEFAULT_BACKOFF = BackoffStrategy(
+    initial_interval=500, max_interval=8_000, exponent=2.0, max_elapsed_time=60_000
+)
 #: On unless configured otherwise: 2 retries, 0.5 s doubling to 8 s, at most 60 s in all.
 DEFAULT_RETRY_CONFIG = RetryConfig(
-    "backoff",
-    BackoffStrategy(initial_interval=500, max_interval=8_000, exponent=2.0, max_elapsed_time=60_000),
-    retry_connection_errors=True,
-    max_retries=2,
+    "backoff", _DEFAULT_BACKOFF, retry_connection_errors=True, max_retries=2
 )
-_DEFAULT_BACKOFF = DEFAULT_RETRY_CONFIG.backoff
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

@@ -25,7 +25,9 @@ class _Deadline:
 
     def check(self) -> None:
         if time.monotonic() > self._deadline:
-            raise httpx.ReadTimeout("the response took longer than timeout_ms", request=self._request)
+            raise httpx.ReadTimeout(
+                "the response took longer than timeout_ms", request=self._request
+            )
 
 
 class _SyncDeadlineStream(httpx.SyncByteStream):

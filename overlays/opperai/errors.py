@@ -3,7 +3,8 @@
 - `OpperError`: the API answered, and the answer is an error (`status_code`, `headers`, `body`,
   `raw_response`, `request_id`).
   - `BadRequestError`, `UnauthorizedError`, `NotFoundError`, `RequestValidationError`: the error
-    responses `openapi.yaml` documents, with the decoded body in `.data` (`type`, `message`, `detail`).
+    responses `openapi.yaml` documents, with the decoded body in `.data` (`type`, `message`,
+    `detail`).
   - `APIError`: any other 4XX/5XX (or an unexpected status), whatever its content type.
   - `ResponseValidationError`: a body that does not fit the schema; `.cause` says why.
 - `InvalidArgumentError` (a `ValueError`): an argument was rejected before any request was sent.
@@ -100,7 +101,8 @@ class OpperError(Exception):
     @property
     def request_id(self) -> str | None:
         """The server's `x-request-id`, to quote when asking Opper about this call."""
-        return self.headers.get("x-request-id")
+        request_id: str | None = self.headers.get("x-request-id")
+        return request_id
 
     def __str__(self) -> str:
         return self.message
@@ -170,7 +172,7 @@ class _ErrorData:
         return str(self.type_)
 
     def _fill_defaults(self) -> None:
-        for field in attrs.fields(type(self)):  # type: ignore[misc]
+        for field in attrs.fields(type(self)):  # type: ignore[arg-type]
             if getattr(self, field.name) is UNSET and isinstance(field.default, str):
                 setattr(self, field.name, field.default)
 
@@ -197,7 +199,7 @@ D = TypeVar("D", bound=_ErrorData)
 class _DataError(OpperError, Generic[D]):
     """An error response that `openapi.yaml` documents, decoded into `data`."""
 
-    data_model: ClassVar[type[_ErrorData]]
+    data_model: ClassVar[type[Any]]
     data: D
 
     def __init__(self, data: D, raw_response: httpx.Response, body: str | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Result and enum types: the generated models, extended only where the official SDK's users need it."""
+"""Result and enum types: the generated models, extended only where users of the official SDK
+need it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The "not given" sentinel, shared with the generated code (`opperai.types.UNSET` as in the official SDK)."""
+"""The "not given" sentinel, shared with the generated code (`opperai.types.UNSET`, as in the
+official SDK)."""
 
 from opperai_usage_generated.types import UNSET, Unset
 

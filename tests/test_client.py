@@ -1,0 +1,148 @@
+"""The client object: configuration, lifetime, timeouts, custom httpx clients, debug lines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+
+import httpx
+import pytest
+
+from conftest import API_KEY, ITEMS, Recorder, Usage
+from opperai import InsecureTransportWarning, Opper
+from opperai._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
+
+URL = "http://127.0.0.1:9/v2"
+
+
+def test_defaults() -> None:
+    opper = Opper(http_bearer=API_KEY)
+    assert DEFAULT_SERVER_URL == "https://api.opper.ai/v2"
+    assert DEFAULT_TIMEOUT_MS == 60_000
+    assert "https://api.opper.ai/v2" in repr(opper)
+
+
+def test_repr_never_shows_the_key() -> None:
+    opper = Opper(http_bearer=API_KEY, server_url=URL)
+    assert API_KEY not in repr(opper)
+    assert API_KEY not in str(opper)
+    assert "hidden" in repr(opper)
+
+
+def test_sync_context_manager_closes_its_own_client() -> None:
+    with Opper(http_bearer=API_KEY) as opper:
+        client = opper.sync_client()
+    assert client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        opper.analytics.get_usage()
+
+
+def test_async_context_manager_closes_its_own_clients() -> None:
+    async def run() -> tuple[httpx.AsyncClient, Opper]:
+        async with Opper(http_bearer=API_KEY) as opper:
+            return opper.async_client(), opper
+
+    client, opper = asyncio.run(run())
+    assert client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(opper.analytics.get_usage_async())
+
+
+def test_clients_passed_in_are_used_and_left_open(usage: Usage) -> None:
+    sync_client = httpx.Client(transport=Recorder(httpx.Response(200, json=ITEMS)).transport)
+    with Opper(http_bearer=API_KEY, server_url=URL, client=sync_client) as opper:
+        assert len(opper.analytics.get_usage()) == 2
+    assert not sync_client.is_closed
+    sync_client.close()
+
+
+def test_httpx_client_settings_apply(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    client = httpx.Client(transport=recorder.transport, headers={"X-Team": "data"})
+    with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
+        opper.analytics.get_usage()
+    assert recorder.requests[0].headers["x-team"] == "data"
+
+
+def test_timeouts_reach_the_request(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(server_url=URL, transport=recorder.transport, timeout_ms=1_500)
+    usage(server_url=URL, transport=recorder.transport, timeout_ms=1_500, call={"timeout_ms": 250})
+    usage(server_url=URL, transport=recorder.transport)
+    budgets = [r.extensions["timeout"]["read"] for r in recorder.requests]
+    assert budgets == [1.5, 0.25, DEFAULT_TIMEOUT_MS / 1000]
+
+
+def test_debug_logger_gets_one_line_per_attempt(
+    usage: Usage, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("test.opperai")
+    recorder = Recorder(
+        httpx.Response(503, headers={"retry-after": "0"}), httpx.Response(200, json=[])
+    )
+    with caplog.at_level(logging.DEBUG, logger="test.opperai"):
+        usage(server_url=URL, transport=recorder.transport, debug_logger=logger)
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.opperai"]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"GET {URL}/analytics/usage -> 503 (attempt 1, ")
+    assert "retrying in 0.00s" in lines[0]
+    assert lines[1].startswith(f"GET {URL}/analytics/usage -> 200 (attempt 2, ")
+    assert all(API_KEY not in line for line in lines)
+
+
+def test_opper_debug_turns_on_the_default_logger(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPPER_DEBUG", "1")
+    client = httpx.Client(transport=Recorder(httpx.Response(200, json=[])).transport)
+    with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
+        opper.analytics.get_usage()
+    logging.getLogger("opperai").setLevel(logging.WARNING)
+    err = capsys.readouterr().err
+    assert f"GET {URL}/analytics/usage -> 200 (attempt 1, " in err
+    assert API_KEY not in err
+
+
+def test_plain_http_to_a_remote_host_warns_once() -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    client = httpx.Client(transport=recorder.transport)
+    with Opper(
+        http_bearer=API_KEY, server_url="http://usage.example.test/v2", client=client
+    ) as opper:
+        with pytest.warns(InsecureTransportWarning, match="usage.example.test"):
+            opper.analytics.get_usage()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            opper.analytics.get_usage()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/v2", "http://localhost:9/v2", "https://usage.example.test/v2"]
+)
+def test_loopback_or_https_does_not_warn(url: str) -> None:
+    client = httpx.Client(transport=Recorder(httpx.Response(200, json=[])).transport)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Opper(http_bearer=API_KEY, server_url=url, client=client) as opper:
+            opper.analytics.get_usage()
+
+
+def test_a_deadline_bounds_a_slow_body(usage: Usage) -> None:
+    class Dribble(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(50):
+                time.sleep(0.02)
+                yield b" "
+
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+                yield b" "
+
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, stream=Dribble()))
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        usage(server_url=URL, transport=transport, timeout_ms=200, retry_config=None)
+    assert time.monotonic() - started < 0.6

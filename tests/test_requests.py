@@ -1,0 +1,135 @@
+"""What goes on the wire: the official SDK's encoding of every argument, headers, URLs; and bad
+arguments rejected before anything is sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import API_KEY, ITEMS, Recorder, Usage
+from opperai import __version__, errors, models
+
+UTC = dt.UTC
+URL = "http://127.0.0.1:9/v2"
+
+
+def sent(usage: Usage, **call: Any) -> httpx.Request:
+    recorder = Recorder(httpx.Response(200, json=ITEMS))
+    usage(server_url=URL, transport=recorder.transport, call=call)
+    (request,) = recorder.requests
+    return request
+
+
+# The query strings the official SDK (opperai 1.7.2) sends for the same arguments.
+ENCODINGS = [
+    ({}, ""),
+    ({"from_date": dt.datetime(2026, 11, 1, tzinfo=UTC)}, "from_date=2026-11-01T00%3A00%3A00Z"),
+    (
+        {"from_date": dt.datetime(2026, 11, 1, 3, tzinfo=dt.timezone(dt.timedelta(hours=2)))},
+        "from_date=2026-11-01T03%3A00%3A00%2B02%3A00",
+    ),
+    ({"to_date": dt.datetime(2026, 11, 5, 12, 30)}, "to_date=2026-11-05T12%3A30%3A00"),
+    ({"to_date": dt.datetime(2026, 11, 5, 12, 30, 0, 5)}, "to_date=2026-11-05T12%3A30%3A00.000005"),
+    ({"from_date": dt.date(2026, 11, 1)}, "from_date=2026-11-01T00%3A00%3A00"),
+    ({"from_date": "2026-11-01"}, "from_date=2026-11-01T00%3A00%3A00"),
+    ({"from_date": "2026-11-01T00:00:00Z"}, "from_date=2026-11-01T00%3A00%3A00Z"),
+    ({"granularity": "day"}, "granularity=day"),
+    ({"granularity": models.Granularity.MONTH}, "granularity=month"),
+    (
+        {"fields": ["completion_tokens", "total_tokens"]},
+        "fields=completion_tokens&fields=total_tokens",
+    ),
+    ({"group_by": ("model", "project.name")}, "group_by=model&group_by=project.name"),
+    ({"fields": ["a b", "ä,&="]}, "fields=a+b&fields=%C3%A4%2C%26%3D"),
+    ({"fields": [], "group_by": [], "granularity": None, "from_date": None}, ""),
+    (
+        {
+            "from_date": dt.datetime(2026, 11, 1, tzinfo=UTC),
+            "to_date": dt.datetime(2026, 12, 1, tzinfo=UTC),
+            "granularity": "hour",
+            "fields": ["total_tokens"],
+            "group_by": ["model"],
+        },
+        "from_date=2026-11-01T00%3A00%3A00Z&to_date=2026-12-01T00%3A00%3A00Z"
+        "&granularity=hour&fields=total_tokens&group_by=model",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "query"), ENCODINGS, ids=[q or "none" for _, q in ENCODINGS])
+def test_query_is_encoded_as_the_official_sdk_does(
+    usage: Usage, call: dict[str, Any], query: str
+) -> None:
+    request = sent(usage, **call)
+    assert request.method == "GET"
+    assert request.url.path == "/v2/analytics/usage"
+    assert request.url.query.decode() == query
+
+
+def test_headers_carry_the_key_user_agent_and_accept(usage: Usage) -> None:
+    request = sent(usage)
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"].startswith(f"opperai-usage/{__version__} ")
+
+
+def test_per_call_headers_and_server_url_apply(usage: Usage) -> None:
+    request = sent(usage, http_headers={"X-Trace": "t-1"}, server_url="http://127.0.0.1:9/other/")
+    assert request.headers["x-trace"] == "t-1"
+    assert str(request.url) == "http://127.0.0.1:9/other/analytics/usage"
+
+
+def test_key_comes_from_the_environment(usage: Usage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPPER_HTTP_BEARER", "from-env")
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(http_bearer=None, server_url=URL, transport=recorder.transport)
+    assert recorder.requests[0].headers["authorization"] == "Bearer from-env"
+
+
+def test_key_may_be_a_callable_asked_on_every_call(usage: Usage) -> None:
+    keys = iter(["first", "second"])
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(http_bearer=lambda: next(keys), server_url=URL, transport=recorder.transport)
+    assert recorder.requests[0].headers["authorization"] == "Bearer first"
+
+
+def test_no_key_sends_no_authorization(usage: Usage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPPER_HTTP_BEARER", raising=False)
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(http_bearer=None, server_url=URL, transport=recorder.transport)
+    assert "authorization" not in recorder.requests[0].headers
+
+
+BAD_ARGUMENTS = [
+    ({"granularity": "week"}, "granularity", "'minute'"),
+    ({"granularity": 3}, "granularity", "'year'"),
+    ({"fields": "total_tokens"}, "fields", "bare string"),
+    ({"fields": {"a": 1}}, "fields", "list of strings"),
+    ({"group_by": [1, 2]}, "group_by[0]", "must be a string"),
+    ({"group_by": ["model", None]}, "group_by[1]", "must be a string"),
+    ({"from_date": "not-a-date"}, "from_date", "ISO 8601"),
+    ({"to_date": 1700000000}, "to_date", "datetime"),
+]
+
+
+@pytest.mark.parametrize(("call", "named", "allowed"), BAD_ARGUMENTS)
+def test_bad_arguments_fail_before_any_request(
+    usage: Usage, call: dict[str, Any], named: str, allowed: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(server_url=URL, transport=recorder.transport, call=call)
+    assert isinstance(raised.value, ValueError)
+    assert str(raised.value).startswith(named)
+    assert allowed in str(raised.value)
+    assert raised.value.parameter == named.split("[")[0]
+    assert recorder.requests == []
+
+
+def test_unknown_argument_is_a_type_error(usage: Usage) -> None:
+    with pytest.raises(TypeError, match="limit"):
+        usage(server_url=URL, transport=Recorder(httpx.Response(200, json=[])).transport,
+              call={"limit": 3})  # fmt: skip

@@ -1,0 +1,152 @@
+"""Retries: the official SDK's RetryConfig semantics, on by default, one policy for sync and async."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import httpx
+import pytest
+
+from conftest import ITEMS, Recorder, Usage
+from opperai import errors
+from opperai._retries import RETRY_AFTER_CAP_S, RetryPolicy
+from opperai.utils import DEFAULT_RETRY_CONFIG, BackoffStrategy, RetryConfig
+
+URL = "http://127.0.0.1:9/v2"
+FAST = RetryConfig("backoff", BackoffStrategy(1, 5, 2.0, 2_000), retry_connection_errors=True)
+
+
+def ok() -> httpx.Response:
+    return httpx.Response(200, json=ITEMS)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(usage: Usage, status: int) -> None:
+    recorder = Recorder(httpx.Response(status), httpx.Response(status), ok())
+    assert len(usage(server_url=URL, transport=recorder.transport, retry_config=FAST)) == 2
+    assert len(recorder.requests) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422, 501])
+def test_other_statuses_are_not_retried(usage: Usage, status: int) -> None:
+    recorder = Recorder(httpx.Response(status, json={"detail": None}), ok())
+    with pytest.raises(errors.OpperError):
+        usage(server_url=URL, transport=recorder.transport, retry_config=FAST)
+    assert len(recorder.requests) == 1
+
+
+def test_connection_errors_are_retried_when_asked(usage: Usage) -> None:
+    recorder = Recorder(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), ok())
+    assert usage(server_url=URL, transport=recorder.transport, retry_config=FAST)
+    assert len(recorder.requests) == 3
+
+
+def test_connection_errors_surface_as_httpx_errors_when_not_retried(usage: Usage) -> None:
+    recorder = Recorder(httpx.ConnectError("refused"), ok())
+    config = RetryConfig(
+        "backoff", BackoffStrategy(1, 5, 2.0, 2_000), retry_connection_errors=False
+    )
+    with pytest.raises(httpx.ConnectError):
+        usage(server_url=URL, transport=recorder.transport, retry_config=config)
+    assert len(recorder.requests) == 1
+
+
+def test_per_call_retries_override_the_client(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(503), ok())
+    with pytest.raises(errors.APIError):
+        usage(server_url=URL, transport=recorder.transport, retry_config=FAST,
+              call={"retries": RetryConfig("none")})  # fmt: skip
+    assert len(recorder.requests) == 1
+
+
+def test_none_turns_retries_off(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(503), ok())
+    with pytest.raises(errors.APIError, match="Status 503"):
+        usage(server_url=URL, transport=recorder.transport, retry_config=None)
+    assert len(recorder.requests) == 1
+
+
+def test_max_retries_bounds_attempts(usage: Usage) -> None:
+    config = RetryConfig("backoff", BackoffStrategy(1, 5, 2.0, 5_000), max_retries=3)
+    recorder = Recorder(httpx.Response(500))
+    with pytest.raises(errors.APIError, match="Status 500"):
+        usage(server_url=URL, transport=recorder.transport, retry_config=config)
+    assert len(recorder.requests) == 4
+
+
+def test_max_elapsed_time_bounds_the_call_then_raises_the_last_answer(usage: Usage) -> None:
+    config = RetryConfig("backoff", BackoffStrategy(20, 20, 1.0, 300))
+    recorder = Recorder(httpx.Response(500, text="still down"))
+    started = time.monotonic()
+    with pytest.raises(errors.APIError, match="still down"):
+        usage(server_url=URL, transport=recorder.transport, retry_config=config)
+    assert time.monotonic() - started < 1.0
+    assert 5 <= len(recorder.requests) <= 20
+
+
+def test_retry_after_is_honoured(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(429, headers={"retry-after": "1"}), ok())
+    started = time.monotonic()
+    usage(server_url=URL, transport=recorder.transport, retry_config=FAST)
+    assert 0.9 < time.monotonic() - started < 2.0
+
+
+def test_default_config_retries_twice_on_statuses_and_connection_errors(usage: Usage) -> None:
+    assert DEFAULT_RETRY_CONFIG.max_retries == 2
+    recorder = Recorder(
+        httpx.ConnectError("refused"), httpx.Response(503, headers={"retry-after": "0"}), ok()
+    )
+    assert usage(server_url=URL, transport=recorder.transport)
+    assert len(recorder.requests) == 3
+    recorder = Recorder(httpx.Response(503, headers={"retry-after": "0"}))
+    with pytest.raises(errors.APIError):
+        usage(server_url=URL, transport=recorder.transport)
+    assert len(recorder.requests) == 3
+
+
+def response(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers=headers)
+
+
+def test_policy_backoff_grows_with_jitter_proportional_to_the_interval() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 10_000, 2.0, 60_000)))
+    for retries, interval in [(0, 0.1), (1, 0.2), (2, 0.4), (5, 3.2)]:
+        waits = [policy.delay(retries, 0.0, response(503)) for _ in range(200)]
+        assert all(w is not None and 0.75 * interval <= w <= 1.25 * interval for w in waits)
+        assert len(set(waits)) > 100  # jittered, not constant
+
+
+def test_policy_caps_waits_at_max_interval() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1_000, 1_500, 3.0, 60_000)))
+    assert policy.delay(4, 0.0, response(503)) == 1.5
+
+
+def test_policy_reads_retry_after_as_seconds_or_http_date() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1, 5, 2.0, 600_000)))
+    assert policy.delay(0, 0.0, response(429, **{"retry-after": "7"})) == 7.0
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    wait = policy.delay(0, 0.0, response(503, **{"retry-after": date}))
+    assert wait is not None and 28 <= wait <= 30
+    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    assert policy.delay(0, 0.0, response(503, **{"retry-after": past})) == 0.0
+    assert policy.delay(0, 0.0, response(429, **{"retry-after": "86400"})) == RETRY_AFTER_CAP_S
+
+
+def test_policy_gives_up_when_the_wait_would_overrun_max_elapsed_time() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 1_000)))
+    assert policy.delay(0, 0.0, response(429, **{"retry-after": "5"})) is None
+    assert policy.delay(0, 0.95, response(503)) is None
+    assert policy.delay(0, 0.1, response(503)) is not None
+
+
+def test_policy_strategy_other_than_backoff_never_retries() -> None:
+    policy = RetryPolicy(RetryConfig("none", BackoffStrategy(1, 5, 2.0, 1_000), True))
+    assert policy.delay(0, 0.0, response(503)) is None
+    assert policy.delay(0, 0.0, httpx.ConnectError("x")) is None
+
+
+def test_policy_does_not_retry_errors_that_would_fail_again() -> None:
+    policy = RetryPolicy(DEFAULT_RETRY_CONFIG)
+    assert policy.delay(0, 0.0, httpx.UnsupportedProtocol("ftp")) is None
+    assert policy.delay(0, 0.0, httpx.RemoteProtocolError("dropped")) is not None
