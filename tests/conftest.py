@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from opperai import Opper
 from opperai.models import GetUsageResultItem
 

@@ -71,8 +71,12 @@ def test_granularity_really_buckets(local: LocalServer, usage: Usage) -> None:
 
 def test_group_by_and_fields_sum_consistently(local: LocalServer, usage: Usage) -> None:
     today = dt.datetime.now(UTC).date()
-    window = {"from_date": month_start(today) - dt.timedelta(days=40), "to_date": dt.datetime.now(UTC),
-              "granularity": "year", "fields": ["total_tokens"]}  # fmt: skip
+    window = {
+        "from_date": month_start(today) - dt.timedelta(days=40),
+        "to_date": dt.datetime.now(UTC),
+        "granularity": "year",
+        "fields": ["total_tokens"],
+    }
     (total,) = usage(server_url=local.url, call=window)
     by_model = usage(server_url=local.url, call={**window, "group_by": ["model"]})
     assert len({item["model"] for item in by_model}) >= 3
@@ -90,14 +94,16 @@ def test_wrong_key_is_unauthorized(
         usage(server_url=local.url, http_bearer="")
     assert raised.value.status_code == 401
     assert raised.value.data.type == "UnauthorizedError"
-    assert raised.value.request_id and raised.value.request_id.startswith("req_")
+    assert raised.value.request_id is not None
+    assert raised.value.request_id.startswith("req_")
 
 
 def test_server_side_validation_is_a_request_validation_error(
     local: LocalServer, usage: Usage
 ) -> None:
-    local.script({"status": 422, "json": {"type": "RequestValidationError", "message": "The request is invalid",
-                  "detail": [{"type": "enum", "loc": ["query", "granularity"], "msg": "bad", "input": "week"}]}})  # fmt: skip
+    detail = [{"type": "enum", "loc": ["query", "granularity"], "msg": "bad", "input": "week"}]
+    body = {"type": "RequestValidationError", "message": "The request is invalid", "detail": detail}
+    local.script({"status": 422, "json": body})
     with pytest.raises(errors.RequestValidationError) as raised:
         usage(server_url=local.url)
     assert raised.value.data.detail[0]["loc"] == ["query", "granularity"]

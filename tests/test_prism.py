@@ -56,5 +56,7 @@ def test_documented_error_examples_raise_their_typed_errors(
 ) -> None:
     name = operation()["responses"][status]["content"]["application/json"]["example"]["type"]
     with pytest.raises(getattr(errors, name)) as raised:
-        usage(server_url=prism, call={"http_headers": {"Prefer": f"code={status}"}}, retry_config=None)
+        usage(
+            server_url=prism, call={"http_headers": {"Prefer": f"code={status}"}}, retry_config=None
+        )
     assert raised.value.status_code == int(status)

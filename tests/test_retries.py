@@ -1,4 +1,5 @@
-"""Retries: the official SDK's RetryConfig semantics, on by default, one policy for sync and async."""
+"""Retries: the official SDK's RetryConfig semantics, on by default, one policy for sync and
+async."""
 
 from __future__ import annotations
 
@@ -127,7 +128,8 @@ def test_policy_reads_retry_after_as_seconds_or_http_date() -> None:
     assert policy.delay(0, 0.0, response(429, **{"retry-after": "7"})) == 7.0
     date = email.utils.formatdate(time.time() + 30, usegmt=True)
     wait = policy.delay(0, 0.0, response(503, **{"retry-after": date}))
-    assert wait is not None and 28 <= wait <= 30
+    assert wait is not None
+    assert 28 <= wait <= 30
     past = email.utils.formatdate(time.time() - 30, usegmt=True)
     assert policy.delay(0, 0.0, response(503, **{"retry-after": past})) == 0.0
     assert policy.delay(0, 0.0, response(429, **{"retry-after": "86400"})) == RETRY_AFTER_CAP_S
