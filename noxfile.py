@@ -121,6 +121,7 @@ def typecheck(session: nox.Session) -> None:
         "types-PyYAML",
         "types-psutil",
         "types-python-dateutil",
+        "types-jsonschema",
     )
     targets = ["overlays/opperai", "tests", "localserver", "examples"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 import httpx
+
 from opperai_usage_generated.models import (
     BadRequestError as _BadRequestError,
 )
