@@ -33,7 +33,7 @@ def test_repr_never_shows_the_key() -> None:
 
 def test_sync_context_manager_closes_its_own_client() -> None:
     with Opper(http_bearer=API_KEY) as opper:
-        client = opper.sync_client()
+        client = opper._get_client()
     assert client.is_closed
     with pytest.raises(RuntimeError, match="closed"):
         opper.analytics.get_usage()
@@ -42,7 +42,7 @@ def test_sync_context_manager_closes_its_own_client() -> None:
 def test_async_context_manager_closes_its_own_clients() -> None:
     async def run() -> tuple[httpx.AsyncClient, Opper]:
         async with Opper(http_bearer=API_KEY) as opper:
-            return opper.async_client(), opper
+            return opper._get_async_client(), opper
 
     client, opper = asyncio.run(run())
     assert client.is_closed

@@ -56,12 +56,12 @@ class Analytics:
             }
         )
         opper = self._opper
-        client = opper.sync_client()
-        request, timeout_s = opper.build_request(
+        client = opper._get_client()
+        request, timeout_s = opper._build_request(
             client, method, path, params, server_url, timeout_ms, http_headers
         )
-        policy = opper.retry_policy(retries)
-        return result_or_raise(send(client, request, policy, timeout_s, opper.logger))
+        policy = opper._retry_policy(retries)
+        return result_or_raise(send(client, request, policy, timeout_s, opper._log))
 
     async def get_usage_async(
         self,
@@ -87,10 +87,10 @@ class Analytics:
             }
         )
         opper = self._opper
-        client = opper.async_client()
-        request, timeout_s = opper.build_request(
+        client = opper._get_async_client()
+        request, timeout_s = opper._build_request(
             client, method, path, params, server_url, timeout_ms, http_headers
         )
-        policy = opper.retry_policy(retries)
-        response = await send_async(client, request, policy, timeout_s, opper.logger)
+        policy = opper._retry_policy(retries)
+        response = await send_async(client, request, policy, timeout_s, opper._log)
         return result_or_raise(response)

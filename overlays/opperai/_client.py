@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import logging
 import os
-import platform
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from ._analytics import Analytics
 from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
 from ._version import __version__
 from .types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ._analytics import Analytics
 
 #: `servers[0]` of openapi.yaml (a contract test keeps the two equal).
 DEFAULT_SERVER_URL = "https://api.opper.ai/v2"
 #: Each attempt's time budget: connecting, sending and reading the whole answer.
 DEFAULT_TIMEOUT_MS = 60_000
 USER_AGENT = (
-    f"opperai-usage/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
+    f"opperai-usage/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
+    f" httpx/{httpx.__version__}"
 )
 
 _warned_hosts: set[str] = set()
@@ -38,6 +40,8 @@ class InsecureTransportWarning(UserWarning):
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress  # only when a key goes over plain http
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -88,7 +92,14 @@ class Opper:
         self._async_client, self._owns_async_client = async_client, async_client is None
         self._lock = threading.Lock()
         self._closed = False
-        self.analytics = Analytics(self)
+
+    @functools.cached_property
+    def analytics(self) -> Analytics:
+        """Usage analytics. Loaded on first use, with the generated code it stands on, so that
+        `import opperai` costs little more than `import httpx`."""
+        from ._analytics import Analytics
+
+        return Analytics(self)
 
     def __repr__(self) -> str:
         key = "set" if self._bearer else "unset"
@@ -100,7 +111,7 @@ class Opper:
         if self._closed:
             raise RuntimeError("this Opper client is closed; create a new one to make more calls")
 
-    def sync_client(self) -> httpx.Client:
+    def _get_client(self) -> httpx.Client:
         self._check_open()
         if self._client is None:
             with self._lock:
@@ -108,7 +119,7 @@ class Opper:
                     self._client = httpx.Client()
         return self._client
 
-    def async_client(self) -> httpx.AsyncClient:
+    def _get_async_client(self) -> httpx.AsyncClient:
         self._check_open()
         if self._async_client is None:
             with self._lock:
@@ -152,7 +163,7 @@ class Opper:
 
     # -- one call's settings
 
-    def build_request(
+    def _build_request(
         self,
         client: httpx.Client | httpx.AsyncClient,
         method: str,
@@ -163,25 +174,25 @@ class Opper:
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, float]:
         """The request, with credentials and headers, and its per-attempt time budget (s)."""
-        url = httpx.URL((server_url or self._server_url).rstrip("/") + path)
+        url = (server_url or self._server_url).rstrip("/") + path
+        if params:  # encoded here: httpx's params= merging costs more than the rest of a call
+            url += "?" + str(httpx.QueryParams(params))
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         key = self._bearer() if callable(self._bearer) else self._bearer
-        if key:
-            self._warn_if_plain_http(url)
+        if key and url.startswith("http:"):
+            self._warn_if_plain_http(httpx.URL(url))
             headers["Authorization"] = f"Bearer {key}"
         if http_headers:
             headers.update(http_headers)
         timeout_s = (timeout_ms or self._timeout_ms) / 1000
-        request = client.build_request(
-            method, url, params=params, headers=headers, timeout=httpx.Timeout(timeout_s)
-        )
+        request = client.build_request(method, url, headers=headers, timeout=timeout_s)
         return request, timeout_s
 
-    def retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
+    def _retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
         return RetryPolicy(self._retry_config if isinstance(retries, Unset) else retries)
 
     @property
-    def logger(self) -> logging.Logger | None:
+    def _log(self) -> logging.Logger | None:
         return self._logger
 
     @staticmethod

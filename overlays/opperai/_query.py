@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opperai_usage_generated.api.analytics import usage_analytics_usage_get as endpoint
-from opperai_usage_generated.types import UNSET, Unset
+from opperai_usage_generated.types import Unset as GeneratedUnset
 
 from .errors import InvalidArgumentError
+from .types import Unset
 
 Coercer = Callable[[str, object], object]
 
@@ -67,7 +68,7 @@ def _as_str_list(name: str, value: object) -> list[str]:
 
 def _coercer_for(name: str, hint: object) -> Coercer:
     """The check for one parameter, chosen by its generated type (`X | None | Unset`)."""
-    kinds = [t for t in typing.get_args(hint) if t not in (type(None), Unset)]
+    kinds = [t for t in typing.get_args(hint) if t not in (type(None), GeneratedUnset)]
     if dt.datetime in kinds:  # its `str` alternative is a date-time spelled without an offset
         return _as_datetime
     (declared,) = kinds
@@ -89,9 +90,10 @@ _DATETIMES = frozenset(name for name, check in PARAMETERS.items() if check is _a
 
 def build_query(arguments: Mapping[str, object]) -> tuple[str, str, dict[str, Any]]:
     """Method, path and query parameters for these arguments; raises before any I/O."""
-    checked = {
-        name: value if value is None or value is UNSET else PARAMETERS[name](name, value)
+    checked = {  # an UNSET argument is not passed on: the generated default is UNSET too
+        name: value if value is None else PARAMETERS[name](name, value)
         for name, value in arguments.items()
+        if not isinstance(value, Unset)
     }
     request = endpoint._get_kwargs(**checked)  # type: ignore[arg-type]
     params: dict[str, Any] = request["params"]
