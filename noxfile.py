@@ -123,7 +123,7 @@ def typecheck(session: nox.Session) -> None:
         "types-python-dateutil",
         "types-jsonschema",
     )
-    targets = ["overlays/opperai", "tests", "localserver", "examples"]
+    targets = ["overlays/opperai", "tests", "localserver", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
 
