@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import httpx
+
 from ._decode import result_or_raise
 from ._query import build_query
-from ._retries import RetryConfig
+from ._retries import RetryConfig, RetryPolicy
 from ._transport import send, send_async
 from .models import GetUsageResultItem, Granularity
 from .types import UNSET, Unset
@@ -25,6 +27,23 @@ class Analytics:
 
     def __init__(self, opper: Opper) -> None:
         self._opper = opper
+
+    def _prepare(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        arguments: Mapping[str, object],
+        retries: RetryConfig | Unset | None,
+        server_url: str | None,
+        timeout_ms: int | None,
+        http_headers: Mapping[str, str] | None,
+    ) -> tuple[httpx.Request, RetryPolicy, float]:
+        """Everything before the first byte is sent, shared by the sync and async calls."""
+        method, path, params = build_query(arguments)
+        opper = self._opper
+        request, timeout_s = opper._build_request(
+            client, method, path, params, server_url, timeout_ms, http_headers
+        )
+        return request, opper._retry_policy(retries), timeout_s
 
     def get_usage(
         self,
@@ -46,22 +65,13 @@ class Analytics:
         arguments, an `OpperError` subclass for an error answer, and httpx's exceptions for
         network failures that retries did not cure.
         """
-        method, path, params = build_query(
-            {
-                "from_date": from_date,
-                "to_date": to_date,
-                "granularity": granularity,
-                "fields": fields,
-                "group_by": group_by,
-            }
+        query: dict[str, object] = {"from_date": from_date, "to_date": to_date}
+        query |= {"granularity": granularity, "fields": fields, "group_by": group_by}
+        client = self._opper._get_client()
+        request, policy, timeout_s = self._prepare(
+            client, query, retries, server_url, timeout_ms, http_headers
         )
-        opper = self._opper
-        client = opper._get_client()
-        request, timeout_s = opper._build_request(
-            client, method, path, params, server_url, timeout_ms, http_headers
-        )
-        policy = opper._retry_policy(retries)
-        return result_or_raise(send(client, request, policy, timeout_s, opper._log))
+        return result_or_raise(send(client, request, policy, timeout_s, self._opper._log))
 
     async def get_usage_async(
         self,
@@ -77,20 +87,11 @@ class Analytics:
         http_headers: Mapping[str, str] | None = None,
     ) -> list[GetUsageResultItem]:
         """`get_usage`, for asyncio (or trio) programs: the same arguments and behaviour."""
-        method, path, params = build_query(
-            {
-                "from_date": from_date,
-                "to_date": to_date,
-                "granularity": granularity,
-                "fields": fields,
-                "group_by": group_by,
-            }
+        query: dict[str, object] = {"from_date": from_date, "to_date": to_date}
+        query |= {"granularity": granularity, "fields": fields, "group_by": group_by}
+        client = self._opper._get_async_client()
+        request, policy, timeout_s = self._prepare(
+            client, query, retries, server_url, timeout_ms, http_headers
         )
-        opper = self._opper
-        client = opper._get_async_client()
-        request, timeout_s = opper._build_request(
-            client, method, path, params, server_url, timeout_ms, http_headers
-        )
-        policy = opper._retry_policy(retries)
-        response = await send_async(client, request, policy, timeout_s, opper._log)
+        response = await send_async(client, request, policy, timeout_s, self._opper._log)
         return result_or_raise(response)

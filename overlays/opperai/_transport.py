@@ -56,29 +56,51 @@ class _AsyncDeadlineStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-def _log(
-    logger: logging.Logger | None,
-    request: httpx.Request,
-    attempt: int,
-    started: float,
-    outcome: httpx.Response | Exception,
-    wait: float | None,
-) -> None:
-    if logger is None:
-        return
-    result = (
-        f"{outcome.status_code}" if isinstance(outcome, httpx.Response) else type(outcome).__name__
-    )
-    then = "" if wait is None else f", retrying in {wait:.2f}s"
-    logger.debug(
-        "%s %s -> %s (attempt %d, %.1f ms%s)",
-        request.method,
-        request.url,
-        result,
-        attempt,
-        (time.monotonic() - started) * 1000,
-        then,
-    )
+class _Attempts:
+    """One call's attempts: asks the policy after each, logs it, counts the retries."""
+
+    def __init__(
+        self, request: httpx.Request, policy: RetryPolicy, logger: logging.Logger | None
+    ) -> None:
+        self._request, self._policy, self._logger = request, policy, logger
+        self._started = time.monotonic()
+        self._retries = 0
+
+    def wait_after(
+        self, outcome: httpx.Response | Exception, attempt_started: float
+    ) -> float | None:
+        """Seconds to sleep before the next attempt, or `None` when `outcome` is final."""
+        wait = self._policy.delay(self._retries, time.monotonic() - self._started, outcome)
+        if self._logger is not None:
+            self._log(outcome, attempt_started, wait)
+        self._retries += 1
+        return wait
+
+    def _log(
+        self, outcome: httpx.Response | Exception, attempt_started: float, wait: float | None
+    ) -> None:
+        assert self._logger is not None
+        result = (
+            str(outcome.status_code)
+            if isinstance(outcome, httpx.Response)
+            else type(outcome).__name__
+        )
+        then = "" if wait is None else f", retrying in {wait:.2f}s"
+        self._logger.debug(
+            "%s %s -> %s (attempt %d, %.1f ms%s)",
+            self._request.method,
+            self._request.url,
+            result,
+            self._retries + 1,
+            (time.monotonic() - attempt_started) * 1000,
+            then,
+        )
+
+
+def _final(outcome: httpx.Response | Exception) -> httpx.Response:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def send(
@@ -89,8 +111,7 @@ def send(
     logger: logging.Logger | None,
 ) -> httpx.Response:
     """The final answer (read in full), after as many attempts as `policy` allows."""
-    started = time.monotonic()
-    retries = 0
+    attempts = _Attempts(request, policy, logger)
     while True:
         attempt_started = time.monotonic()
         outcome: httpx.Response | Exception
@@ -104,14 +125,10 @@ def send(
                 outcome.close()
         except httpx.TransportError as error:
             outcome = error
-        wait = policy.delay(retries, time.monotonic() - started, outcome)
-        _log(logger, request, retries + 1, attempt_started, outcome, wait)
+        wait = attempts.wait_after(outcome, attempt_started)
         if wait is None:
-            if isinstance(outcome, Exception):
-                raise outcome
-            return outcome
+            return _final(outcome)
         time.sleep(wait)
-        retries += 1
 
 
 async def send_async(
@@ -122,8 +139,7 @@ async def send_async(
     logger: logging.Logger | None,
 ) -> httpx.Response:
     """The async twin of `send`."""
-    started = time.monotonic()
-    retries = 0
+    attempts = _Attempts(request, policy, logger)
     while True:
         attempt_started = time.monotonic()
         outcome: httpx.Response | Exception
@@ -137,13 +153,9 @@ async def send_async(
                 await outcome.aclose()
         except httpx.TransportError as error:
             outcome = error
-        wait = policy.delay(retries, time.monotonic() - started, outcome)
-        _log(logger, request, retries + 1, attempt_started, outcome, wait)
+        wait = attempts.wait_after(outcome, attempt_started)
         if wait is None:
-            if isinstance(outcome, Exception):
-                raise outcome
-            return outcome
+            return _final(outcome)
         import anyio  # here, not at the top: it is not imported by sync-only programs
 
         await anyio.sleep(wait)
-        retries += 1
