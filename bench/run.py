@@ -344,7 +344,7 @@ def machine(pythons: dict[str, Path]) -> str:
         f"machine: {cpu_model()}, {cores} cores ({usable} usable), "
         f"{platform.system()} {platform.release()}",
         f"python: {platform.python_implementation()} {platform.python_version()}",
-        f"ours: {versions(pythons['ours'], ['opperai-usage', 'httpx', 'orjson'])}",
+        f"ours: {versions(pythons['ours'], ['opperai-usage', 'httpx', 'msgspec'])}",
     ]
     if "official" in pythons:
         lines.append(f"official: {versions(pythons['official'], ['opperai', 'httpx'])}")
