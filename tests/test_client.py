@@ -122,11 +122,14 @@ def test_plain_http_to_a_remote_host_warns_once() -> None:
     "url", ["http://127.0.0.1:9/v2", "http://localhost:9/v2", "https://usage.example.test/v2"]
 )
 def test_loopback_or_https_does_not_warn(url: str) -> None:
-    client = httpx.Client(transport=Recorder(httpx.Response(200, json=[])).transport)
+    recorder = Recorder(httpx.Response(200, json=[]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with Opper(http_bearer=API_KEY, server_url=url, client=client) as opper:
+        with Opper(
+            http_bearer=API_KEY, server_url=url, client=httpx.Client(transport=recorder.transport)
+        ) as opper:
             opper.analytics.get_usage()
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_a_deadline_bounds_a_slow_body(usage: Usage) -> None:

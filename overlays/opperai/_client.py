@@ -179,9 +179,10 @@ class Opper:
             url += "?" + str(httpx.QueryParams(params))
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         key = self._bearer() if callable(self._bearer) else self._bearer
-        if key and url.startswith("http:"):
-            self._warn_if_plain_http(httpx.URL(url))
+        if key:
             headers["Authorization"] = f"Bearer {key}"
+            if url.startswith("http:"):
+                self._warn_if_plain_http(httpx.URL(url))
         if http_headers:
             headers.update(http_headers)
         timeout_s = (timeout_ms or self._timeout_ms) / 1000

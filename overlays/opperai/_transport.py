@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 
 from ._retries import RetryPolicy
+from .errors import redacted_request
 
 
 class _Deadline:
@@ -98,6 +99,10 @@ class _Attempts:
 
 
 def _final(outcome: httpx.Response | Exception) -> httpx.Response:
+    if isinstance(outcome, httpx.RequestError):
+        # httpx's exception keeps the request it failed on, credentials and all: a logged or
+        # pickled network error must not carry the API key.
+        outcome.request = redacted_request(outcome.request)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -60,18 +61,24 @@ class InvalidArgumentError(ValueError):
         self.parameter = parameter
 
 
-def _redacted(response: httpx.Response) -> httpx.Response:
-    """A copy of `response` whose request carries no credentials, for pickling."""
-    clone = copy.copy(response)
-    try:
-        request = response.request
-    except RuntimeError:  # a response built by hand has no request
-        return clone
+def redacted_request(request: httpx.Request) -> httpx.Request:
+    """A copy of `request` whose credentials (`Authorization` and the like) read `<redacted>`."""
     headers = [
         (name, "<redacted>" if name.lower() in _SECRET_HEADERS else value)
         for name, value in request.headers.multi_items()
     ]
-    clone.request = httpx.Request(request.method, request.url, headers=headers)
+    return httpx.Request(request.method, request.url, headers=headers)
+
+
+def _redacted(response: httpx.Response) -> httpx.Response:
+    """A copy of `response` with no credentials in any request it refers to (its own, the
+    redirect it did not follow, those of the redirects it did), for pickling."""
+    clone = copy.copy(response)
+    with contextlib.suppress(RuntimeError):  # a response built by hand has no request
+        clone.request = redacted_request(response.request)
+    if response.next_request is not None:
+        clone.next_request = redacted_request(response.next_request)
+    clone.history = [_redacted(earlier) for earlier in response.history]
     return clone
 
 
