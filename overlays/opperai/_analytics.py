@@ -93,5 +93,6 @@ class Analytics:
         request, policy, timeout_s = self._prepare(
             client, query, retries, server_url, timeout_ms, http_headers
         )
-        response = await send_async(client, request, policy, timeout_s, self._opper._log)
+        gate = self._opper._get_async_gate()
+        response = await send_async(client, request, policy, timeout_s, self._opper._log, gate)
         return result_or_raise(response)

@@ -19,12 +19,17 @@ from ._version import __version__
 from .types import UNSET, Unset
 
 if TYPE_CHECKING:
+    import anyio
+
     from ._analytics import Analytics
 
 #: `servers[0]` of openapi.yaml (a contract test keeps the two equal).
 DEFAULT_SERVER_URL = "https://api.opper.ai/v2"
 #: Each attempt's time budget: connecting, sending and reading the whole answer.
 DEFAULT_TIMEOUT_MS = 60_000
+#: Async attempts in flight at once per client (httpx's default pool size); more wait their
+#: turn here, since httpcore's pool slows down with the square of the requests queued in it.
+ASYNC_CONCURRENCY = 100
 USER_AGENT = (
     f"opperai-usage/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
     f" httpx/{httpx.__version__}"
@@ -90,6 +95,7 @@ class Opper:
         self._logger = debug_logger or _default_logger()
         self._client, self._owns_client = client, client is None
         self._async_client, self._owns_async_client = async_client, async_client is None
+        self._async_gate: anyio.Semaphore | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -126,6 +132,13 @@ class Opper:
                 if self._async_client is None:
                     self._async_client = httpx.AsyncClient()
         return self._async_client
+
+    def _get_async_gate(self) -> anyio.Semaphore:
+        if self._async_gate is None:
+            import anyio  # here, not at the top: sync-only programs never need it
+
+            self._async_gate = anyio.Semaphore(ASYNC_CONCURRENCY)
+        return self._async_gate
 
     def close(self) -> None:
         """Release the connections of the clients this object created (not of yours)."""

@@ -21,7 +21,7 @@ Coercer = Callable[[str, object], object]
 
 def _as_datetime(name: str, value: object) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value
+        return _whole_minute_offset(name, value)
     if isinstance(value, dt.date):  # a day means its naive midnight, as the official SDK sends it
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, str):
@@ -29,12 +29,25 @@ def _as_datetime(name: str, value: object) -> dt.datetime:
 
         try:
             parsed: dt.datetime = isoparse(value)
-            return parsed
         except (ValueError, OverflowError):
             pass
+        else:
+            return _whole_minute_offset(name, parsed)
     raise InvalidArgumentError(
         name, f"{name} must be a datetime, a date or an ISO 8601 string, not {value!r}"
     )
+
+
+def _whole_minute_offset(name: str, value: dt.datetime) -> dt.datetime:
+    """RFC 3339 offsets are whole minutes; one with seconds (old local mean times such as
+    Amsterdam's +00:19:32) is sent as the same instant in UTC."""
+    offset = value.utcoffset()
+    if offset is None or not offset % dt.timedelta(minutes=1):
+        return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidArgumentError(name, f"{name} is out of range in UTC: {value!r}") from None
 
 
 def _as_enum(enum_type: type[enum.Enum], name: str, value: object) -> enum.Enum:

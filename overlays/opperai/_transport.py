@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import httpx
 
 from ._retries import RetryPolicy
@@ -142,25 +143,26 @@ async def send_async(
     policy: RetryPolicy,
     timeout_s: float,
     logger: logging.Logger | None,
+    gate: anyio.Semaphore,
 ) -> httpx.Response:
-    """The async twin of `send`."""
+    """The async twin of `send`; each attempt first waits for a place at `gate`, and its time
+    budget starts once it has one."""
     attempts = _Attempts(request, policy, logger)
     while True:
-        attempt_started = time.monotonic()
-        outcome: httpx.Response | Exception
-        try:
-            outcome = await client.send(request, stream=True)
-            deadline = _Deadline(request, attempt_started + timeout_s)
-            outcome.stream = _AsyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+        async with gate:
+            attempt_started = time.monotonic()
+            outcome: httpx.Response | Exception
             try:
-                await outcome.aread()
-            finally:
-                await outcome.aclose()
-        except httpx.TransportError as error:
-            outcome = error
+                outcome = await client.send(request, stream=True)
+                deadline = _Deadline(request, attempt_started + timeout_s)
+                outcome.stream = _AsyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+                try:
+                    await outcome.aread()
+                finally:
+                    await outcome.aclose()
+            except httpx.TransportError as error:
+                outcome = error
         wait = attempts.wait_after(outcome, attempt_started)
         if wait is None:
             return _final(outcome)
-        import anyio  # here, not at the top: it is not imported by sync-only programs
-
         await anyio.sleep(wait)
