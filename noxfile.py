@@ -41,7 +41,7 @@ CONFIG = ROOT / "generator-config.yaml"
 PACKAGE = "opperai_usage_generated"
 GENERATED = ROOT / "generated" / PACKAGE
 
-nox.options.sessions = ["drift", "lint", "typecheck", "tests", "load"]
+nox.options.sessions = ["drift", "lint", "typecheck", "load", "tests"]
 nox.options.reuse_venv = "yes"
 
 
