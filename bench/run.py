@@ -6,8 +6,8 @@ raw httpx doing the same work, measured in one run on this machine.
     python bench/run.py --help    # options (e.g. --official-python, --no-official)
 
 Both clients are imported as `opperai`, so each side runs in a process of its own: ours in
-this interpreter's venv, the official SDK in a venv this script creates (once, then reuses)
-under `.nox/`. Timings are interleaved (rounds alternate the sides, and raw and client
+this interpreter's venv, the official SDK in the venv `nox -s bench` makes for it
+(`--official-python`). Timings are interleaved (rounds alternate the sides, and raw and client
 alternate within each side) and the table shows medians. See bench/README.md for what each
 figure measures.
 """
@@ -34,8 +34,6 @@ import _payload
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_worker.py"
-OFFICIAL_REQUIREMENT = "opperai==1.7.2"
-DEFAULT_OFFICIAL_VENV = ROOT / ".nox" / "bench-official-opperai-1.7.2"
 IMPORTS = {"pass": "pass", "httpx": "import httpx", "client": "from opperai import Opper"}
 #: Each figure's target for ours/raw, from the issue.
 TARGETS = {"call": 1.15, "decode": 1.25, "import": 1.3, "memory": 1.6, "concurrency": 1.2}
@@ -116,42 +114,6 @@ def clean_env() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("OPPER_") and name not in ("PYTHONPATH", "PYTHONHOME")
     }
-
-
-# -- the official SDK's venv
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def installed_version(python: Path) -> str | None:
-    probe = "import importlib.metadata as m; print(m.version('opperai'))"
-    done = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, env=clean_env(), check=False
-    )
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def official_python(venv: Path) -> Path:
-    """The interpreter of a venv holding the official SDK; created (or repaired) when needed."""
-    python = venv_python(venv)
-    wanted = OFFICIAL_REQUIREMENT.split("==")[1]
-    if python.exists() and installed_version(python) == wanted:
-        return python
-    if not python.exists():
-        log(f"creating a venv for {OFFICIAL_REQUIREMENT} in {venv}")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    log(f"installing {OFFICIAL_REQUIREMENT} into {venv}")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", OFFICIAL_REQUIREMENT],
-        check=True,
-        env=clean_env(),
-    )
-    version = installed_version(python)
-    if version != wanted:
-        raise SystemExit(f"{venv} has opperai {version}, not {wanted}")
-    return python
 
 
 # -- the local server and the workers
@@ -406,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "--official-python",
         type=Path,
         default=os.environ.get("OPPER_BENCH_OFFICIAL_PYTHON"),
-        help="an interpreter with opperai==1.7.2 installed (default: a venv under .nox/)",
+        help="an interpreter with opperai==1.7.2 installed (nox -s bench makes one)",
     )
     parser.add_argument("--no-official", action="store_true", help="measure ours only")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
@@ -422,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pythons = {"ours": Path(sys.executable)}
     if not args.no_official:
-        pythons["official"] = args.official_python or official_python(DEFAULT_OFFICIAL_VENV)
+        if args.official_python is None:
+            parser.error("--official-python is needed (nox -s bench passes it), or --no-official")
+        pythons["official"] = args.official_python
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="opperai-bench-") as tmp, local_server() as server:
         work = Path(tmp)

@@ -122,7 +122,7 @@ class Opper:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client()
+                    self._client = httpx.Client(follow_redirects=True)
         return self._client
 
     def _get_async_client(self) -> httpx.AsyncClient:
@@ -130,7 +130,7 @@ class Opper:
         if self._async_client is None:
             with self._lock:
                 if self._async_client is None:
-                    self._async_client = httpx.AsyncClient()
+                    self._async_client = httpx.AsyncClient(follow_redirects=True)
         return self._async_client
 
     def _get_async_gate(self) -> anyio.Semaphore:

@@ -1,0 +1,75 @@
+"""Runs parity cases with whichever `opperai` this interpreter has: this project's, or the
+official SDK's (in a venv of its own, since both are imported as `opperai`).
+
+    python tests/parity_driver.py SERVER_URL < cases.json > outcomes.json
+
+Each case scripts the local server, makes one call and reports what a user would see: the
+query string the server received, and the items or the error. Only the public API common to
+both is used, so the same file drives both clients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from opperai import Opper, errors, models
+
+
+def decode(value: Any) -> Any:
+    """JSON to call arguments: `{"$datetime": iso}`, `{"$date": iso}`, `{"$granularity": NAME}`."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        if tag == "$datetime":
+            return dt.datetime.fromisoformat(text)
+        if tag == "$date":
+            return dt.date.fromisoformat(text)
+        if tag == "$granularity":
+            return models.Granularity[text]
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    return value
+
+
+def outcome(call: Any) -> dict[str, Any]:
+    try:
+        items = call()
+    except errors.OpperError as error:
+        data = getattr(error, "data", None)
+        return {
+            "error": type(error).__name__,
+            "message": str(error),
+            "status": error.status_code,
+            "data": None if data is None else [data.type, data.message, data.detail],
+        }
+    except ValueError:  # an argument rejected before sending: the messages differ
+        return {"error": "ValueError"}
+    return {
+        "items": [
+            {"time_bucket": i.time_bucket.isoformat(), "cost": i.cost, **i.additional_properties}
+            for i in items
+        ]
+    }
+
+
+def run(server: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    base = server.removesuffix("/v2")
+    results = []
+    with Opper(http_bearer="parity-key", server_url=server, retry_config=None) as opper:
+        for case in cases:
+            httpx.post(f"{base}/_control/reset").raise_for_status()
+            httpx.post(f"{base}/_control/script", json=case.get("script", [])).raise_for_status()
+            arguments = {name: decode(value) for name, value in case["args"].items()}
+            result = outcome(lambda: opper.analytics.get_usage(**arguments))  # noqa: B023
+            recorded = httpx.get(f"{base}/_control/requests").json()
+            result["query"] = recorded[0]["raw_query"] if recorded else None
+            results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    json.dump(run(sys.argv[1], json.load(sys.stdin)), sys.stdout)
