@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 
 from opperai import Opper, errors, models
+from opperai.utils import BackoffStrategy, RetryConfig
 
 
 def decode(value: Any) -> Any:
-    """JSON to call arguments: `{"$datetime": iso}`, `{"$date": iso}`, `{"$granularity": NAME}`."""
+    """JSON to call arguments: `{"$datetime": iso}`, `{"$date": iso}`, `{"$granularity": NAME}`,
+    `{"$retries": [strategy, [initial, max, exponent, elapsed], connection_errors]}`."""
     if isinstance(value, dict) and len(value) == 1:
         ((tag, text),) = value.items()
         if tag == "$datetime":
@@ -30,6 +32,9 @@ def decode(value: Any) -> Any:
             return dt.date.fromisoformat(text)
         if tag == "$granularity":
             return models.Granularity[text]
+        if tag == "$retries":
+            strategy, backoff, connection_errors = text
+            return RetryConfig(strategy, BackoffStrategy(*backoff), connection_errors)
     if isinstance(value, list):
         return [decode(item) for item in value]
     return value
@@ -67,6 +72,7 @@ def run(server: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             result = outcome(lambda: opper.analytics.get_usage(**arguments))  # noqa: B023
             recorded = httpx.get(f"{base}/_control/requests").json()
             result["query"] = recorded[0]["raw_query"] if recorded else None
+            result["attempts"] = len(recorded)
             results.append(result)
     return results
 

@@ -85,6 +85,17 @@ CASES: dict[str, dict[str, Any]] = {
         "args": {},
         "script": [{"body": "not json", "content_type": "application/json"}],
     },
+    "retried until it works": {
+        "args": {"retries": {"$retries": ["backoff", [10, 50, 1.5, 10_000], False]}},
+        "script": [
+            {"status": 503, "body": "busy"},
+            {"status": 429, "headers": {"Retry-After": "0"}},
+        ],
+    },
+    "not retried with another strategy": {
+        "args": {"retries": {"$retries": ["none", [10, 50, 1.5, 10_000], False]}},
+        "script": [{"status": 503, "body": "busy"}],
+    },
     "granularity=week": {"args": {"granularity": "week"}},
     "bare string fields": {"args": {"fields": "total_tokens"}},
     "non-string group_by": {"args": {"group_by": [1, 2]}},
@@ -129,10 +140,11 @@ def test_same_query_items_and_errors_as_the_official_sdk(
     ours, theirs = outcomes[0][case], outcomes[1][case]
     if theirs.get("error") == "ResponseValidationError":
         # Same class; the cause's wording is pydantic's there and says more here.
-        assert (ours["error"], ours["status"], ours["query"]) == (
+        assert (ours["error"], ours["status"], ours["query"], ours["attempts"]) == (
             "ResponseValidationError",
             theirs["status"],
             theirs["query"],
+            theirs["attempts"],
         )
     else:
         assert ours == theirs
