@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 import warnings
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, Recorder, Usage
-from opperai import InsecureTransportWarning, Opper
+from opperai import InsecureTransportWarning, Opper, errors
 from opperai._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
 
 URL = "http://127.0.0.1:9/v2"
@@ -134,12 +135,12 @@ def test_loopback_or_https_does_not_warn(url: str) -> None:
 
 def test_a_deadline_bounds_a_slow_body(usage: Usage) -> None:
     class Dribble(httpx.SyncByteStream, httpx.AsyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self) -> Iterator[bytes]:
             for _ in range(50):
                 time.sleep(0.02)
                 yield b" "
 
-        async def __aiter__(self):  # type: ignore[no-untyped-def]
+        async def __aiter__(self) -> AsyncIterator[bytes]:
             for _ in range(50):
                 await asyncio.sleep(0.02)
                 yield b" "
@@ -149,3 +150,43 @@ def test_a_deadline_bounds_a_slow_body(usage: Usage) -> None:
     with pytest.raises(httpx.ReadTimeout):
         usage(server_url=URL, transport=transport, timeout_ms=200, retry_config=None)
     assert time.monotonic() - started < 0.6
+
+
+BAD_OPTIONS = [
+    ({"server_url": "api.opper.ai/v2"}, "server_url", "http(s) URL"),
+    ({"server_url": "ftp://api.opper.ai"}, "server_url", "http(s) URL"),
+    ({"timeout_ms": 0}, "timeout_ms", "positive number of milliseconds"),
+    ({"timeout_ms": "60000"}, "timeout_ms", "positive number of milliseconds"),
+    ({"retry_config": {"strategy": "backoff"}}, "retry_config", "RetryConfig"),
+    ({"client": httpx.AsyncClient()}, "client", "httpx.Client, not AsyncClient"),
+    ({"async_client": httpx.Client()}, "async_client", "httpx.AsyncClient, not Client"),
+    ({"http_bearer": 1234}, "http_bearer", "string or a callable"),
+]
+
+
+@pytest.mark.parametrize(("options", "named", "allowed"), BAD_OPTIONS)
+def test_bad_client_options_fail_at_construction(
+    options: dict[str, object], named: str, allowed: str
+) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(**options)  # type: ignore[arg-type]
+    assert raised.value.parameter == named
+    assert str(raised.value).startswith(named)
+    assert allowed in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        ({"server_url": "not a url"}, "server_url"),
+        ({"timeout_ms": -1}, "timeout_ms"),
+        ({"retries": "none"}, "retries"),
+    ],
+)
+def test_bad_call_options_fail_before_any_request(
+    usage: Usage, call: dict[str, object], named: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError, match=f"^{named} "):
+        usage(server_url=URL, transport=recorder.transport, call=call)
+    assert recorder.requests == []

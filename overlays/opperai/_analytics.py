@@ -71,7 +71,7 @@ class Analytics:
         request, policy, timeout_s = self._prepare(
             client, query, retries, server_url, timeout_ms, http_headers
         )
-        return result_or_raise(send(client, request, policy, timeout_s, self._opper._log))
+        return result_or_raise(send(client, request, policy, timeout_s, self._opper._logger))
 
     async def get_usage_async(
         self,
@@ -94,5 +94,5 @@ class Analytics:
             client, query, retries, server_url, timeout_ms, http_headers
         )
         gate = self._opper._get_async_gate()
-        response = await send_async(client, request, policy, timeout_s, self._opper._log, gate)
+        response = await send_async(client, request, policy, timeout_s, self._opper._logger, gate)
         return result_or_raise(response)

@@ -66,6 +66,34 @@ def _default_logger() -> logging.Logger | None:
     return logger
 
 
+def _invalid(name: str, message: str) -> ValueError:
+    from .errors import InvalidArgumentError  # only on this path: it loads the generated code
+
+    return InvalidArgumentError(name, f"{name} {message}")
+
+
+def _check_server_url(name: str, value: object) -> None:
+    if value is None:
+        return
+    url = httpx.URL(value) if isinstance(value, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise _invalid(
+            name, f"must be an http(s) URL such as {DEFAULT_SERVER_URL!r}, not {value!r}"
+        )
+
+
+def _check_timeout_ms(name: str, value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+    ):
+        raise _invalid(name, f"must be a positive number of milliseconds, not {value!r}")
+
+
+def _check_retries(name: str, value: object) -> None:
+    if not isinstance(value, RetryConfig | Unset | None):
+        raise _invalid(name, f"must be a RetryConfig, None (no retries) or UNSET, not {value!r}")
+
+
 class Opper:
     """The client. Use it as a (sync or async) context manager, or call `close()`.
 
@@ -86,6 +114,16 @@ class Opper:
     ) -> None:
         if http_bearer is None:
             http_bearer = os.environ.get("OPPER_HTTP_BEARER")
+        elif not (isinstance(http_bearer, str) or callable(http_bearer)):
+            raise _invalid("http_bearer", "must be a string or a callable returning one")
+        _check_server_url("server_url", server_url)
+        _check_timeout_ms("timeout_ms", timeout_ms)
+        _check_retries("retry_config", retry_config)
+        if not isinstance(client, httpx.Client | None):
+            raise _invalid("client", f"must be an httpx.Client, not {type(client).__name__}")
+        if not isinstance(async_client, httpx.AsyncClient | None):
+            kind = type(async_client).__name__
+            raise _invalid("async_client", f"must be an httpx.AsyncClient, not {kind}")
         self._bearer = http_bearer
         self._server_url = server_url or DEFAULT_SERVER_URL
         self._retry_config = (
@@ -187,6 +225,8 @@ class Opper:
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, float]:
         """The request, with credentials and headers, and its per-attempt time budget (s)."""
+        _check_server_url("server_url", server_url)
+        _check_timeout_ms("timeout_ms", timeout_ms)
         url = (server_url or self._server_url).rstrip("/") + path
         if params:  # encoded here: httpx's params= merging costs more than the rest of a call
             url += "?" + str(httpx.QueryParams(params))
@@ -203,11 +243,8 @@ class Opper:
         return request, timeout_s
 
     def _retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
+        _check_retries("retries", retries)
         return RetryPolicy(self._retry_config if isinstance(retries, Unset) else retries)
-
-    @property
-    def _log(self) -> logging.Logger | None:
-        return self._logger
 
     @staticmethod
     def _warn_if_plain_http(url: httpx.URL) -> None:
