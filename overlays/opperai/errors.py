@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import attrs
 import httpx
@@ -176,8 +176,8 @@ class _ErrorData:
     message: Any
 
     @property
-    def type(self) -> str:
-        return str(self.type_)
+    def type(self) -> str | None:
+        return cast("str | None", self.type_)
 
     def _fill_defaults(self) -> None:
         for field in attrs.fields(type(self)):  # type: ignore[arg-type]
