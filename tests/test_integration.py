@@ -41,7 +41,9 @@ def test_seed_example_groups_by_model_and_project(local: LocalServer, usage: Usa
         assert isinstance(item["total_tokens"], int)
         assert item["total_tokens"] >= item["completion_tokens"]
         Decimal(item.cost)
-    assert any(item["project.name"] is None for item in items) or len(items) > 0
+    # 15% of the server's events have no project tag: their groups come back with null.
+    assert any(item["project.name"] is None for item in items)
+    assert any(item["project.name"] == "alpha" for item in items)
     (recorded,) = local.requests()
     assert (
         recorded["raw_query"]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, Recorder, Usage
-from opperai import __version__, errors, models
+from opperai import Opper, __version__, errors, models
 
 UTC = dt.UTC
 URL = "http://127.0.0.1:9/v2"
@@ -89,11 +89,15 @@ def test_key_comes_from_the_environment(usage: Usage, monkeypatch: pytest.Monkey
     assert recorder.requests[0].headers["authorization"] == "Bearer from-env"
 
 
-def test_key_may_be_a_callable_asked_on_every_call(usage: Usage) -> None:
+def test_key_may_be_a_callable_asked_on_every_call() -> None:
     keys = iter(["first", "second"])
     recorder = Recorder(httpx.Response(200, json=[]))
-    usage(http_bearer=lambda: next(keys), server_url=URL, transport=recorder.transport)
-    assert recorder.requests[0].headers["authorization"] == "Bearer first"
+    client = httpx.Client(transport=recorder.transport)
+    with Opper(http_bearer=lambda: next(keys), server_url=URL, client=client) as opper:
+        opper.analytics.get_usage()
+        opper.analytics.get_usage()
+    sent = [request.headers["authorization"] for request in recorder.requests]
+    assert sent == ["Bearer first", "Bearer second"]
 
 
 def test_no_key_sends_no_authorization(usage: Usage, monkeypatch: pytest.MonkeyPatch) -> None:
