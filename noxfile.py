@@ -1,6 +1,8 @@
 """Everything a maintainer runs: generate, drift, lint, typecheck, tests, load, demo, bench.
 
-Plain `nox` runs what CI runs (see `nox.options.sessions`).
+Plain `nox` runs what CI runs (see `nox.options.sessions`). `tests` runs on every supported
+Python that nox finds (pyenv's versions included); set `OPPERAI_USAGE_ALL_PYTHONS=1` to make a
+missing one an error, as CI does.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import filecmp
+import glob
 import os
 import shutil
 import subprocess
@@ -20,7 +23,7 @@ import nox
 
 # The one place the generator is pinned. Ruff formats its output (post_hooks in
 # generator-config.yaml), so its version is part of what makes the output reproducible.
-GENERATOR = ["openapi-python-client==0.29.1", "ruff==0.17.6"]
+GENERATOR = ["openapi-python-client==0.28.4", "ruff==0.17.6"]
 LINTERS = ["ruff==0.17.6", "mypy==2.4.1"]
 PRISM = "@stoplight/prism-cli@5.14.2"
 #: The SDK this project replaces: the parity tests and the benchmark run it side by side.
@@ -37,6 +40,10 @@ TEST_DEPS = [
     "psutil>=5.9",
 ]
 
+#: The Pythons this package supports (the official SDK 2.x's floor is 3.10); the first one that
+#: is also nox's own interpreter line runs the single-Python sessions.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
 ROOT = Path(__file__).parent
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "generator-config.yaml"
@@ -45,6 +52,23 @@ GENERATED = ROOT / "generated" / PACKAGE
 
 nox.options.sessions = ["drift", "lint", "typecheck", "load", "tests"]
 nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = os.environ.get("OPPERAI_USAGE_ALL_PYTHONS") == "1"
+
+
+def _find_pyenv_pythons() -> None:
+    """Put pyenv's installed versions on PATH (ahead of its shims, which only run the selected
+    version), so that `python3.10` and the like resolve for nox."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = [
+        directory
+        for version in PYTHONS
+        for directory in sorted(glob.glob(f"{root}/versions/{version}.*/bin"))[-1:]
+    ]
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_find_pyenv_pythons()
 
 
 def _generate(session: nox.Session, out: Path) -> None:
@@ -125,16 +149,16 @@ def typecheck(session: nox.Session) -> None:
         "types-python-dateutil",
         "types-jsonschema",
     )
-    targets = ["overlays/opperai", "tests", "localserver", "examples", "bench"]
+    targets = ["overlays/opperai_usage", "tests", "localserver", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
 
 def _install_prism(session: nox.Session) -> str:
-    """Install Prism (Node.js from PyPI, Prism from npm) once per venv; return its path."""
-    prefix = Path(session.virtualenv.location) / "prism"
+    """Node.js (from PyPI) in this venv, and Prism (from npm) once for all venvs; its path."""
+    session.install(NODE)
+    prefix = ROOT / ".nox" / "prism"
     binary = prefix / "node_modules" / ".bin" / "prism"
     if not binary.exists():
-        session.install(NODE)
         session.run("npm", "install", "--silent", "--no-audit", "--no-fund",
                     "--prefix", str(prefix), PRISM)  # fmt: skip
     return str(binary)
@@ -156,9 +180,9 @@ def _pytest(session: nox.Session, *args: str) -> None:
     session.run("python", "-m", "pytest", *args, *session.posargs, env=env)
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite, without the slow load tests (`nox -s load` runs those)."""
+    """The test suite, without the slow load tests (`nox -s load` runs those), on each Python."""
     _pytest(session, "-m", "not load")
 
 

@@ -15,7 +15,7 @@ GROUP_BY = ("model", "project.name")
 
 def items(count: int) -> list[dict[str, object]]:
     """`count` items with six keys each, `GROUPS_PER_BUCKET` per hourly bucket."""
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     out: list[dict[str, object]] = []
     for index in range(count):
         bucket = start + dt.timedelta(hours=index // GROUPS_PER_BUCKET)

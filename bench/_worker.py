@@ -1,8 +1,9 @@
-"""One side of the benchmark, in a process of its own: raw httpx against an `opperai` client.
+"""One side of the benchmark, in a process of its own: raw httpx against one client.
 
-Which `opperai` that is depends on the interpreter running this file: ours in the bench venv,
-the official SDK in its own venv (both are imported as `opperai`). Only the standard library,
-httpx and `opperai` are used here, so the same file runs in both venvs.
+Which client that is depends on the interpreter running this file: ours (`opperai_usage`) in
+the bench venv, the official SDK (`opperai`) in its own venv; the first of the two that imports
+is used. Only the standard library, httpx and that client are used here, so the same file runs
+in both venvs.
 
 Two ways to run it:
 
@@ -28,7 +29,10 @@ from typing import Any
 
 import httpx
 
-from opperai import Opper
+try:
+    from opperai_usage import Opper
+except ImportError:  # the official SDK's venv
+    from opperai import Opper  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 FIELDS = ["completion_tokens", "total_tokens"]
 GROUP_BY = ["model", "project.name"]

@@ -5,10 +5,10 @@ raw httpx doing the same work, measured in one run on this machine.
     nox -s bench -- --quick       # a smoke run: fewer rounds, smaller answers
     python bench/run.py --help    # options (e.g. --official-python, --no-official)
 
-Both clients are imported as `opperai`, so each side runs in a process of its own: ours in
-this interpreter's venv, the official SDK in the venv `nox -s bench` makes for it
-(`--official-python`). Timings are interleaved (rounds alternate the sides, and raw and client
-alternate within each side) and the table shows medians. See bench/README.md for what each
+Each side runs in a process of its own: ours (`opperai_usage`) in this interpreter's venv, the
+official SDK (`opperai`) in the venv `nox -s bench` makes for it (`--official-python`).
+Timings are interleaved (rounds alternate the sides, and raw and client alternate within each
+side) and the table shows medians. See bench/README.md for what each
 figure measures.
 """
 
@@ -34,13 +34,15 @@ import _payload
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_worker.py"
-IMPORTS = {"pass": "pass", "httpx": "import httpx", "client": "from opperai import Opper"}
+IMPORTS = {"pass": "pass", "httpx": "import httpx", "client": "from opperai_usage import Opper"}
+#: The official SDK's side imports its own package.
+OFFICIAL_IMPORT = "from opperai import Opper"
 #: Each figure's target for ours/raw, from the issue.
 TARGETS = {"call": 1.15, "decode": 1.25, "import": 1.3, "memory": 1.6, "concurrency": 1.2}
 HOW = {
     "call": "get_usage, 5 items, MockTransport / httpx get + .json()",
     "decode": "the same, {items:,} items ({size:.1f} MB)",
-    "import": "from opperai import Opper / import httpx (minus bare start)",
+    "import": "from opperai_usage import Opper / import httpx (minus bare start)",
     "memory": "peak RSS growth, {items:,} items / json.loads",
     "concurrency": "{calls} concurrent get_usage_async, loopback / httpx.AsyncClient",
 }
@@ -235,16 +237,20 @@ def wall(command: list[str], cwd: Path) -> float:
 
 def run_imports(pythons: dict[str, Path], plan: Plan, work: Path, results: Results) -> None:
     """Interpreter starts: bare, with httpx, with the client; all shuffled within each round."""
-    log("import: interpreter starts, bare / import httpx / from opperai import Opper")
+    log("import: interpreter starts, bare / import httpx / the client's import of Opper")
     runs = [(side, what) for side in pythons for what in IMPORTS]
     times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     shuffle = random.Random(5).shuffle
+
+    def code(side: str, what: str) -> str:
+        return OFFICIAL_IMPORT if (side, what) == ("official", "client") else IMPORTS[what]
+
     for side, what in runs:  # warm the OS caches and write the .pyc files first
-        wall([str(pythons[side]), "-c", IMPORTS[what]], work)
+        wall([str(pythons[side]), "-c", code(side, what)], work)
     for _ in range(plan.import_rounds):
         shuffle(runs)
         for side, what in runs:
-            times[side, what].append(wall([str(pythons[side]), "-c", IMPORTS[what]], work))
+            times[side, what].append(wall([str(pythons[side]), "-c", code(side, what)], work))
     results["import"] = {}
     for side in pythons:
         bare = statistics.median(times[side, "pass"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from opperai import Opper
-from opperai.models import GetUsageResultItem
+from opperai_usage import Opper
+from opperai_usage.models import GetUsageResultItem
 
 COLUMNS = ["time_bucket", "model", "project.name", "completion_tokens", "total_tokens", "cost"]
 

@@ -13,12 +13,14 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 from localserver.dataset import Event
+
+UTC = timezone.utc
 
 GRANULARITIES = ("minute", "hour", "day", "month", "year")
 _EXPECTED = "'minute', 'hour', 'day', 'month' or 'year'"
@@ -61,7 +63,8 @@ def parse_datetime(text: str) -> datetime | str:
     if len(text) < 10:
         return "input is too short"
     try:
-        parsed = datetime.fromisoformat(text)
+        # 3.10's fromisoformat does not read "Z"; the same instant spelled +00:00 it does
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
     except ValueError:
         return "invalid character in year" if not text[:4].isdigit() else "invalid datetime"
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -19,13 +19,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
 from localserver.aggregate import Aggregator, QueryError, parse_query, synthetic_items
 from localserver.dataset import DEFAULT_EVENTS, DEFAULT_SEED, generate
+
+UTC = timezone.utc
 
 USAGE_PATH = "/v2/analytics/usage"
 MAX_RECORDS = 100_000

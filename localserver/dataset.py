@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+
+UTC = timezone.utc
 
 DEFAULT_SEED = 7
 DEFAULT_EVENTS = 5_000

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from opperai import Opper
-from opperai.models import GetUsageResultItem
+from opperai_usage import Opper
+from opperai_usage.models import GetUsageResultItem
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"

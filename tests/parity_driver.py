@@ -1,7 +1,7 @@
-"""Runs parity cases with whichever `opperai` this interpreter has: this project's, or the
-official SDK's (in a venv of its own, since both are imported as `opperai`).
+"""Runs parity cases through one SDK: this project's (`opperai_usage`) or the official one
+(`opperai`, in a venv of its own).
 
-    python tests/parity_driver.py SERVER_URL < cases.json > outcomes.json
+    python tests/parity_driver.py opperai|opperai_usage SERVER_URL < cases.json > outcomes.json
 
 Each case scripts the local server, makes one call and reports what a user would see: the
 query string the server received, and the items or the error. Only the public API common to
@@ -11,14 +11,18 @@ both is used, so the same file drives both clients.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import sys
 from typing import Any
 
 import httpx
 
-from opperai import Opper, errors, models
-from opperai.utils import BackoffStrategy, RetryConfig
+SDK_NAME = sys.argv[1] if __name__ == "__main__" else "opperai_usage"
+sdk: Any = importlib.import_module(SDK_NAME)
+utils: Any = importlib.import_module(f"{SDK_NAME}.utils")
+Opper, errors, models = sdk.Opper, sdk.errors, sdk.models
+BackoffStrategy, RetryConfig = utils.BackoffStrategy, utils.RetryConfig
 
 
 def decode(value: Any) -> Any:
@@ -78,4 +82,4 @@ def run(server: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    json.dump(run(sys.argv[1], json.load(sys.stdin)), sys.stdout)
+    json.dump(run(sys.argv[2], json.load(sys.stdin)), sys.stdout)

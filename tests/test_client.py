@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, Recorder, Usage
-from opperai import InsecureTransportWarning, Opper, errors
-from opperai._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
+from opperai_usage import InsecureTransportWarning, Opper, errors
+from opperai_usage._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
 
 URL = "http://127.0.0.1:9/v2"
 
@@ -100,7 +100,7 @@ def test_opper_debug_turns_on_the_default_logger(
     client = httpx.Client(transport=Recorder(httpx.Response(200, json=[])).transport)
     with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
         opper.analytics.get_usage()
-    logging.getLogger("opperai").setLevel(logging.WARNING)
+    logging.getLogger("opperai_usage").setLevel(logging.WARNING)
     err = capsys.readouterr().err
     assert f"GET {URL}/analytics/usage -> 200 (attempt 1, " in err
     assert API_KEY not in err

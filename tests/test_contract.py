@@ -11,8 +11,8 @@ import inspect
 import httpx
 import pytest
 
-from opperai import Opper, errors, models
-from opperai._client import DEFAULT_SERVER_URL
+from opperai_usage import Opper, errors, models
+from opperai_usage._client import DEFAULT_SERVER_URL
 from spec import operation, resolve, spec
 
 SPEC_PARAMETERS = [p["name"] for p in operation()["parameters"]]
@@ -30,7 +30,7 @@ def test_every_query_parameter_is_an_argument(method: str) -> None:
 
 
 def test_every_query_parameter_is_checked_and_sent() -> None:
-    from opperai._query import PARAMETERS
+    from opperai_usage._query import PARAMETERS
 
     assert sorted(PARAMETERS) == sorted(SPEC_PARAMETERS)
 
@@ -49,7 +49,8 @@ def test_every_documented_error_status_raises_its_typed_error(status: str) -> No
     ].rsplit("/", 1)[1]
     error_class = getattr(errors, schema_name, None)
     assert error_class is not None, (
-        f"openapi.yaml answers {status} with {schema_name}, which opperai.errors does not define"
+        f"openapi.yaml answers {status} with {schema_name}, "
+        "which opperai_usage.errors does not define"
     )
     body = {"type": schema_name, "message": "m", "detail": None}
     opper = Opper(

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opperai import _decode
-from opperai.models import GetUsageResultItem
-from opperai_usage_generated.models import GetUsageResultItem as GeneratedItem
+from opperai_usage import _decode
+from opperai_usage._generated.models import GetUsageResultItem as GeneratedItem
+from opperai_usage.models import GetUsageResultItem
 
 NO_MSGSPEC = pytest.mark.skipif(_decode._typed_loads is None, reason="no `fast` extra")
 PATHS = [pytest.param(True, id="msgspec", marks=NO_MSGSPEC), pytest.param(False, id="stdlib")]
@@ -61,7 +61,7 @@ def assert_same(content: bytes, fast: bool) -> list[GetUsageResultItem]:
 
 def realistic(count: int, per_bucket: int = 10) -> list[dict[str, Any]]:
     """Items as the API answers them: each hourly bucket shared by `per_bucket` groups."""
-    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     items = []
     for index in range(count):
         bucket = start + dt.timedelta(hours=index // per_bucket)
@@ -152,7 +152,7 @@ def test_many_items_share_few_buckets(fast: bool) -> None:
     assert len({item.time_bucket for item in decoded}) == 3
     # A bucket shared by many items is parsed once, and nothing it is shared by can change it.
     assert decoded[0].time_bucket is decoded[999].time_bucket
-    assert decoded[0].time_bucket == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    assert decoded[0].time_bucket == dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
 
 @pytest.mark.parametrize("fast", PATHS)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY, Recorder, Usage
-from opperai import errors
+from opperai_usage import errors
 
 URL = "http://127.0.0.1:9/v2"
 

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from conftest import LocalServer, Usage
-from opperai import errors
-from opperai.models import GetUsageResultItem
-from opperai.utils import BackoffStrategy, RetryConfig
+from opperai_usage import errors
+from opperai_usage.models import GetUsageResultItem
+from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 #: Small waits so the matrix runs in seconds: 10 ms doubling to at most 50 ms, 5 s in all.
 FAST = RetryConfig(
@@ -360,7 +360,7 @@ def test_large_body_decodes_to_the_same_values(local: LocalServer, usage: Usage)
     assert len(items) == len(expected) == LARGE
     for item, want in zip(items, expected, strict=True):
         when = dt.datetime.strptime(want.pop("time_bucket"), "%Y-%m-%dT%H:%M:%SZ")
-        assert item.time_bucket == when.replace(tzinfo=dt.UTC)
+        assert item.time_bucket == when.replace(tzinfo=dt.timezone.utc)
         assert item.cost == want.pop("cost")
         assert item.additional_properties == want
     assert local.stats()["requests"] == 2

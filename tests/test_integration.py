@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from conftest import API_KEY, LocalServer, Usage
-from opperai import errors, models
-from opperai.utils import BackoffStrategy, RetryConfig
+from opperai_usage import errors, models
+from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 FAST = RetryConfig("backoff", BackoffStrategy(5, 20, 2.0, 5_000), retry_connection_errors=True)
-UTC = dt.UTC
+UTC = dt.timezone.utc
 
 
 def month_start(day: dt.date) -> dt.datetime:

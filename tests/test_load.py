@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 from conftest import API_KEY, LocalServer
-from opperai import Opper
-from opperai.models import GetUsageResultItem
+from opperai_usage import Opper
+from opperai_usage.models import GetUsageResultItem
 
 #: A cheap query with a fixed answer: one item, the current month (the server caches it).
 QUERY: dict[str, Any] = {"granularity": "month", "fields": ["total_tokens"]}

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ import httpx
 import pytest
 
 from localserver.dataset import generate
+
+UTC = timezone.utc
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-0123456789"

@@ -103,9 +103,9 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def _run(python: str, server: LocalServer) -> list[dict[str, Any]]:
+def _run(python: str, sdk: str, server: LocalServer) -> list[dict[str, Any]]:
     done = subprocess.run(
-        [python, str(DRIVER), server.url],
+        [python, str(DRIVER), sdk, server.url],
         input=json.dumps(list(CASES.values())),
         capture_output=True,
         text=True,
@@ -120,8 +120,8 @@ def _run(python: str, server: LocalServer) -> list[dict[str, Any]]:
 @cache
 def _outcomes(official: str, server_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     server = LocalServer(server_url.removesuffix("/v2"))
-    ours = dict(zip(CASES, _run(sys.executable, server), strict=True))
-    theirs = dict(zip(CASES, _run(official, server), strict=True))
+    ours = dict(zip(CASES, _run(sys.executable, "opperai_usage", server), strict=True))
+    theirs = dict(zip(CASES, _run(official, "opperai", server), strict=True))
     return ours, theirs
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from conftest import Usage
-from opperai import errors, models
+from opperai_usage import errors, models
 from spec import operation
 
 pytestmark = pytest.mark.prism
@@ -18,7 +18,10 @@ pytestmark = pytest.mark.prism
 CALLS: list[dict[str, Any]] = [
     {},
     {"fields": ["completion_tokens", "total_tokens"], "group_by": ["model", "project.name"]},
-    {"from_date": dt.datetime(2026, 11, 1, tzinfo=dt.UTC), "to_date": dt.date(2026, 11, 8)},
+    {
+        "from_date": dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+        "to_date": dt.date(2026, 11, 8),
+    },
     {"from_date": "2026-11-01T03:00:00+02:00", "granularity": models.Granularity.HOUR},
     {"granularity": "minute", "fields": ["a b", "ä,&="], "group_by": []},
 ]

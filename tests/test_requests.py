@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, Recorder, Usage
-from opperai import Opper, __version__, errors, models
+from opperai_usage import Opper, __version__, errors, models
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 URL = "http://127.0.0.1:9/v2"
 
 

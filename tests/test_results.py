@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from conftest import ITEMS, Recorder, Usage
-from opperai import models
-from opperai_usage_generated.models import GetUsageResultItem as GeneratedItem
+from opperai_usage import models
+from opperai_usage._generated.models import GetUsageResultItem as GeneratedItem
 
 URL = "http://127.0.0.1:9/v2"
 
@@ -28,7 +28,7 @@ def test_items_are_the_generated_models(usage: Usage) -> None:
 
 def test_required_fields_and_extras(usage: Usage) -> None:
     first, second = items(usage)
-    assert first.time_bucket == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    assert first.time_bucket == dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     assert first.time_bucket.tzinfo is not None
     assert first.cost == "0.004200"
     assert first.additional_properties == {
@@ -60,7 +60,7 @@ def test_items_round_trip_through_to_dict_and_pickle(usage: Usage) -> None:
 def test_model_dump_gives_python_values(usage: Usage) -> None:
     first = items(usage)[0]
     assert first.model_dump() == {
-        "time_bucket": dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        "time_bucket": dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
         "cost": "0.004200",
         "total_tokens": 480,
         "model": "gpt-4o",

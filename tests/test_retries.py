@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from conftest import ITEMS, Recorder, Usage
-from opperai import errors
-from opperai._retries import RETRY_AFTER_CAP_S, RetryPolicy
-from opperai.utils import DEFAULT_RETRY_CONFIG, BackoffStrategy, RetryConfig
+from opperai_usage import errors
+from opperai_usage._retries import RETRY_AFTER_CAP_S, RetryPolicy
+from opperai_usage.utils import DEFAULT_RETRY_CONFIG, BackoffStrategy, RetryConfig
 
 URL = "http://127.0.0.1:9/v2"
 FAST = RetryConfig("backoff", BackoffStrategy(1, 5, 2.0, 2_000), retry_connection_errors=True)

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from conftest import LocalServer, Usage
-from opperai import InsecureTransportWarning, Opper, errors
-from opperai.utils import BackoffStrategy, RetryConfig
+from opperai_usage import InsecureTransportWarning, Opper, errors
+from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 SECRET = "sk-opper-" + uuid.uuid4().hex  # distinctive: any occurrence is a leak
 FAST = RetryConfig(
@@ -179,9 +179,9 @@ def test_debug_logs_never_show_the_key(
     """OPPER_DEBUG's logger, and httpx's and httpcore's own debug lines, over success,
     retries, an error answer and a network failure."""
     monkeypatch.setenv("OPPER_DEBUG", "1")
-    logger = logging.getLogger("opperai")
+    logger = logging.getLogger("opperai_usage")
     level, handlers = logger.level, list(logger.handlers)
-    caplog.set_level(logging.DEBUG)  # every logger: opperai, httpx, httpcore
+    caplog.set_level(logging.DEBUG)  # every logger: opperai_usage, httpx, httpcore
     try:
         local.script({"status": 503})
         usage(http_bearer=SECRET, server_url=local.url, retry_config=FAST)
@@ -193,9 +193,9 @@ def test_debug_logs_never_show_the_key(
     finally:  # the default logger's handler and level are process-wide: put them back
         logger.setLevel(level)
         logger.handlers[:] = handlers
-    ours = [record for record in caplog.records if record.name == "opperai"]
+    ours = [record for record in caplog.records if record.name == "opperai_usage"]
     assert len(ours) == 5  # one line per attempt: 503, 200, 401, refused twice
-    assert {record.name.split(".")[0] for record in caplog.records} >= {"opperai", "httpcore"}
+    assert {record.name.split(".")[0] for record in caplog.records} >= {"opperai_usage", "httpcore"}
     for record in caplog.records:
         assert_secret_absent(record.getMessage(), repr(record.args), repr(record.__dict__))
     assert_secret_absent(caplog.text)

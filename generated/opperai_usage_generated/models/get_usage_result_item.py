@@ -6,6 +6,7 @@ from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+from dateutil.parser import isoparse
 
 T = TypeVar("T", bound="GetUsageResultItem")
 
@@ -46,7 +47,7 @@ class GetUsageResultItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        time_bucket = datetime.datetime.fromisoformat(d.pop("time_bucket"))
+        time_bucket = isoparse(d.pop("time_bucket"))
 
         cost = d.pop("cost")
 

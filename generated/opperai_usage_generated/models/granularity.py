@@ -1,7 +1,7 @@
-from enum import StrEnum
+from enum import Enum
 
 
-class Granularity(StrEnum):
+class Granularity(str, Enum):
     DAY = "day"
     HOUR = "hour"
     MINUTE = "minute"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opperai_usage_generated.models import GetUsageResultItem as _GeneratedItem
-from opperai_usage_generated.models import Granularity
+from ._generated.models import GetUsageResultItem as _GeneratedItem
+from ._generated.models import Granularity
 
 __all__ = ["GetUsageResultItem", "Granularity"]
 

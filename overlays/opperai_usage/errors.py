@@ -20,19 +20,19 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 import attrs
 import httpx
 
-from opperai_usage_generated.models import (
+from ._generated.models import (
     BadRequestError as _BadRequestError,
 )
-from opperai_usage_generated.models import (
+from ._generated.models import (
     NotFoundError as _NotFoundError,
 )
-from opperai_usage_generated.models import (
+from ._generated.models import (
     RequestValidationError as _RequestValidationError,
 )
-from opperai_usage_generated.models import (
+from ._generated.models import (
     UnauthorizedError as _UnauthorizedError,
 )
-from opperai_usage_generated.types import UNSET
+from ._generated.types import UNSET
 
 __all__ = [
     "APIError",

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import gc
 import json
+import sys
 from collections.abc import Callable
 from itertools import chain
 from typing import Any, cast
@@ -31,6 +32,11 @@ try:  # the optional `fast` extra
     _typed_loads = msgspec.json.Decoder(list[dict[str, str | int | float | None]]).decode
 except ImportError:  # pragma: no cover - the tests' stdlib runs take the same path
     _typed_loads = None
+
+if sys.version_info >= (3, 11):
+    _parse_datetime = dt.datetime.fromisoformat
+else:  # 3.10's reads only what isoformat() writes (no "Z"): use the generated code's parser
+    from dateutil.parser import isoparse as _parse_datetime
 
 _EXTRA_VALUE_TYPES = frozenset({int, float, str, type(None)})
 #: Answers from this size on are decoded with the cyclic GC paused (see `decode_items`).
@@ -111,7 +117,7 @@ class _Buckets(dict[str, dt.datetime]):
     def __missing__(self, key: str) -> dt.datetime:
         if type(key) is not str:
             raise SchemaMismatch(key)
-        when = self[key] = dt.datetime.fromisoformat(key)
+        when = self[key] = _parse_datetime(key)
         return when
 
 
@@ -173,7 +179,7 @@ def _check_time(index: int, value: object) -> dt.datetime:
     if type(value) is not str:
         raise _mismatch(index, "time_bucket", value, "a date-time string")
     try:
-        return dt.datetime.fromisoformat(value)
+        return _parse_datetime(value)
     except ValueError:
         raise _mismatch(index, "time_bucket", value, "an ISO 8601 date-time") from None
 
@@ -191,7 +197,7 @@ def _typed_errors() -> dict[int, type[_DataError[Any]]]:
     Every error schema accepts this body, so the model the parser picks for a status tells
     which response the spec gives it; the default response has no typed error.
     """
-    from opperai_usage_generated.api.analytics import usage_analytics_usage_get as endpoint
+    from ._generated.api.analytics import usage_analytics_usage_get as endpoint
 
     body = b'{"type": "", "message": "", "detail": null}'
     found: dict[int, type[_DataError[Any]]] = {}

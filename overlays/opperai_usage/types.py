@@ -1,6 +1,6 @@
-"""`UNSET`: "not given", as distinct from `None` (`opperai.types.UNSET`, as in the official SDK).
+"""`UNSET`: "not given", as distinct from `None` (`opperai.types.UNSET` in the official SDK).
 
-The overlay's own sentinel, so that importing `opperai` does not load the generated package;
+The overlay's own sentinel, so that importing `opperai_usage` does not load the generated package;
 arguments left `UNSET` are simply not passed on to the generated code.
 """
 

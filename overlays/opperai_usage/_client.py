@@ -10,7 +10,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,6 +20,7 @@ from .types import UNSET, Unset
 
 if TYPE_CHECKING:
     import anyio
+    from typing_extensions import Self
 
     from ._analytics import Analytics
 
@@ -57,10 +58,10 @@ def _default_logger() -> logging.Logger | None:
     """`OPPER_DEBUG` set (and not 0/false) turns on debug lines on stderr."""
     if os.environ.get("OPPER_DEBUG", "").lower() in ("", "0", "false", "no"):
         return None
-    logger = logging.getLogger("opperai")
+    logger = logging.getLogger("opperai_usage")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s opperai %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s opperai_usage %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     return logger
@@ -140,7 +141,7 @@ class Opper:
     @functools.cached_property
     def analytics(self) -> Analytics:
         """Usage analytics. Loaded on first use, with the generated code it stands on, so that
-        `import opperai` costs little more than `import httpx`."""
+        `import opperai_usage` costs little more than `import httpx`."""
         from ._analytics import Analytics
 
         return Analytics(self)

@@ -10,9 +10,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opperai_usage_generated.api.analytics import usage_analytics_usage_get as endpoint
-from opperai_usage_generated.types import Unset as GeneratedUnset
-
+from ._generated.api.analytics import usage_analytics_usage_get as endpoint
+from ._generated.types import Unset as GeneratedUnset
 from .errors import InvalidArgumentError
 from .types import Unset
 
@@ -45,7 +44,7 @@ def _whole_minute_offset(name: str, value: dt.datetime) -> dt.datetime:
     if offset is None or not offset % dt.timedelta(minutes=1):
         return value
     try:
-        return value.astimezone(dt.UTC)
+        return value.astimezone(dt.timezone.utc)
     except OverflowError:
         raise InvalidArgumentError(name, f"{name} is out of range in UTC: {value!r}") from None
 

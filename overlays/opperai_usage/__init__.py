@@ -1,6 +1,6 @@
-"""opperai: a fast, typed drop-in for the official SDK's `opper.analytics.get_usage`.
+"""opperai_usage: a fast, typed drop-in for the official SDK's `opper.analytics.get_usage`.
 
-from opperai import Opper
+from opperai_usage import Opper
 
 with Opper(http_bearer="...") as opper:
     items = opper.analytics.get_usage(fields=["total_tokens"], group_by=["model"])
@@ -31,8 +31,8 @@ _SUBMODULES = frozenset({"errors", "models", "types", "utils"})
 
 
 def __getattr__(name: str) -> ModuleType:
-    """`opperai.errors` and the like, loaded on first use (PEP 562): they bring in the
-    generated package and attrs, which `from opperai import Opper` alone does not need."""
+    """`opperai_usage.errors` and the like, loaded on first use (PEP 562): they bring in the
+    generated package and attrs, which `from opperai_usage import Opper` alone does not need."""
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

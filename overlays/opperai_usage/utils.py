@@ -1,4 +1,4 @@
-"""`from opperai.utils import RetryConfig, BackoffStrategy`, as with the official SDK."""
+"""`from opperai_usage.utils import RetryConfig, BackoffStrategy`, as with the official SDK."""
 
 from ._retries import DEFAULT_RETRY_CONFIG, BackoffStrategy, RetryConfig
 
