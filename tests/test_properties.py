@@ -464,7 +464,7 @@ def _lenient(document: object) -> bool:
         if isinstance(item, dict) and isinstance(item.get("time_bucket"), str):
             text = item["time_bucket"]
             try:
-                _decode._parse_datetime(text)  # what this Python's client reads
+                _decode.parse_datetime(text)  # what this Python's client reads
             except ValueError:
                 continue
             if not (RFC3339.fullmatch(text) and _is_rfc3339(text)):

@@ -84,10 +84,9 @@ def test_client_and_configuration_reprs_hide_the_key(
             await opper.analytics.get_usage_async()
             shown = [repr(opper), str(opper), f"{opper!r}", repr(opper.analytics)]
             shown += [pprint.pformat(vars(opper.analytics))]
-            # Every piece of configuration the client holds, but the key itself.
-            for name, value in vars(opper).items():
-                if name != "_bearer":
-                    shown += [repr(value), str(value)]
+            # Every piece of configuration the client holds, the key's holder included.
+            for value in vars(opper).values():
+                shown += [repr(value), str(value)]
             clients: list[httpx.Client | httpx.AsyncClient] = [
                 value
                 for value in vars(opper).values()

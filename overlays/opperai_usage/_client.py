@@ -8,12 +8,14 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
+from ._credentials import KeySource, resolve_api_key
+from ._invalid import invalid
 from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
 from ._version import __version__
 from .types import UNSET, Unset
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 #: `servers[0]` of openapi.yaml (a contract test keeps the two equal).
 DEFAULT_SERVER_URL = "https://api.opper.ai/v2"
+#: The official SDK 2.x's variable for the API's host root; this API lives under `/v2` there.
+ENV_BASE_URL = "OPPER_BASE_URL"
+API_VERSION_PATH = "/v2"
 #: Each attempt's time budget: connecting, sending and reading the whole answer.
 DEFAULT_TIMEOUT_MS = 60_000
 #: Async attempts in flight at once per client (httpx's default pool size); more wait their
@@ -67,66 +72,80 @@ def _default_logger() -> logging.Logger | None:
     return logger
 
 
-def _invalid(name: str, message: str) -> ValueError:
-    from .errors import InvalidArgumentError  # only on this path: it loads the generated code
-
-    return InvalidArgumentError(name, f"{name} {message}")
-
-
-def _check_server_url(name: str, value: object) -> None:
+def _check_server_url(name: str, value: object, example: str = DEFAULT_SERVER_URL) -> None:
     if value is None:
         return
-    url = httpx.URL(value) if isinstance(value, str) else None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise _invalid(
-            name, f"must be an http(s) URL such as {DEFAULT_SERVER_URL!r}, not {value!r}"
+    try:
+        url = httpx.URL(value) if isinstance(value, str) else None
+    except httpx.InvalidURL:
+        url = None
+    if url is not None and url.userinfo:
+        # httpx would turn it into Basic auth (and never send the key), and it would show in
+        # reprs and debug lines: refused, without quoting the password.
+        shown = url.copy_with(username=None, password=None)
+        raise invalid(
+            name,
+            f"must not hold a user name or password ({str(shown)!r} without them); "
+            "the API key goes in api_key",
         )
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise invalid(name, f"must be an http(s) URL such as {example!r}, not {value!r}")
+
+
+def _server_url_from_environment() -> str | None:
+    """`OPPER_BASE_URL` (the official SDK 2.x's host root, e.g. https://api.opper.ai) plus
+    this API's version path, or `None` when it is not set."""
+    base = os.environ.get(ENV_BASE_URL, "").strip()
+    if not base:
+        return None
+    _check_server_url(ENV_BASE_URL, base, example=DEFAULT_SERVER_URL.removesuffix(API_VERSION_PATH))
+    return base.rstrip("/") + API_VERSION_PATH
 
 
 def _check_timeout_ms(name: str, value: object) -> None:
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
     ):
-        raise _invalid(name, f"must be a positive number of milliseconds, not {value!r}")
+        raise invalid(name, f"must be a positive number of milliseconds, not {value!r}")
 
 
 def _check_retries(name: str, value: object) -> None:
     if not isinstance(value, RetryConfig | Unset | None):
-        raise _invalid(name, f"must be a RetryConfig, None (no retries) or UNSET, not {value!r}")
+        raise invalid(name, f"must be a RetryConfig, None (no retries) or UNSET, not {value!r}")
 
 
 class Opper:
     """The client. Use it as a (sync or async) context manager, or call `close()`.
 
-    `http_bearer` is the API key (or a callable returning it, called for every request);
-    without it, `OPPER_HTTP_BEARER` is read. `client`/`async_client` are yours to configure
-    (proxies, transports, limits) and yours to close.
+    The API key is `api_key` (the official SDK 2.x's name) or `http_bearer` (1.x's), a string
+    or a callable returning one (asked for every request); without either, `OPPER_API_KEY`,
+    then `OPPER_HTTP_BEARER`, is read. `server_url` defaults to `OPPER_BASE_URL` + `/v2`, then
+    to the public API. `client`/`async_client` are yours to configure (proxies, transports,
+    limits) and yours to close.
     """
 
     def __init__(
         self,
-        http_bearer: str | Callable[[], str] | None = None,
+        http_bearer: KeySource | None = None,
         server_url: str | None = None,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         retry_config: RetryConfig | Unset | None = UNSET,
         timeout_ms: int | None = None,
         debug_logger: logging.Logger | None = None,
+        *,
+        api_key: KeySource | None = None,
     ) -> None:
-        if http_bearer is None:
-            http_bearer = os.environ.get("OPPER_HTTP_BEARER")
-        elif not (isinstance(http_bearer, str) or callable(http_bearer)):
-            raise _invalid("http_bearer", "must be a string or a callable returning one")
+        self._api_key = resolve_api_key(api_key, http_bearer)
         _check_server_url("server_url", server_url)
         _check_timeout_ms("timeout_ms", timeout_ms)
         _check_retries("retry_config", retry_config)
         if not isinstance(client, httpx.Client | None):
-            raise _invalid("client", f"must be an httpx.Client, not {type(client).__name__}")
+            raise invalid("client", f"must be an httpx.Client, not {type(client).__name__}")
         if not isinstance(async_client, httpx.AsyncClient | None):
             kind = type(async_client).__name__
-            raise _invalid("async_client", f"must be an httpx.AsyncClient, not {kind}")
-        self._bearer = http_bearer
-        self._server_url = server_url or DEFAULT_SERVER_URL
+            raise invalid("async_client", f"must be an httpx.AsyncClient, not {kind}")
+        self._server_url = server_url or _server_url_from_environment() or DEFAULT_SERVER_URL
         self._retry_config = (
             DEFAULT_RETRY_CONFIG if isinstance(retry_config, Unset) else retry_config
         )
@@ -147,8 +166,14 @@ class Opper:
         return Analytics(self)
 
     def __repr__(self) -> str:
-        key = "set" if self._bearer else "unset"
-        return f"Opper(server_url={self._server_url!r}, http_bearer=<{key}, hidden>)"
+        key = "<hidden>" if self._api_key else "<unset>"
+        return f"Opper(server_url={self._server_url!r}, api_key={key})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "an Opper client cannot be pickled: it holds an API key and open connections; "
+            "create one in each process"
+        )
 
     # -- the httpx clients: created on first use, so an async-only user never opens a sync one
 
@@ -232,7 +257,7 @@ class Opper:
         if params:  # encoded here: httpx's params= merging costs more than the rest of a call
             url += "?" + str(httpx.QueryParams(params))
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        key = self._bearer() if callable(self._bearer) else self._bearer
+        key = self._api_key.value() if self._api_key is not None else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
             if url.startswith("http:"):

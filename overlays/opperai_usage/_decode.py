@@ -21,6 +21,7 @@ from itertools import chain
 from typing import Any, cast
 
 import httpx
+from dateutil.parser import isoparse
 
 from .errors import APIError, ResponseValidationError, _DataError, typed_error_for
 from .models import GetUsageResultItem
@@ -33,10 +34,11 @@ try:  # the optional `fast` extra
 except ImportError:  # pragma: no cover - the tests' stdlib runs take the same path
     _typed_loads = None
 
-if sys.version_info >= (3, 11):
-    _parse_datetime = dt.datetime.fromisoformat
-else:  # 3.10's reads only what isoformat() writes (no "Z"): use the generated code's parser
-    from dateutil.parser import isoparse as _parse_datetime
+#: The C parser from 3.11 on; 3.10's reads only what isoformat() writes (no "Z"), so there
+#: the generated code's own parser.
+parse_datetime: Callable[[str], dt.datetime] = (
+    dt.datetime.fromisoformat if sys.version_info >= (3, 11) else isoparse
+)
 
 _EXTRA_VALUE_TYPES = frozenset({int, float, str, type(None)})
 #: Answers from this size on are decoded with the cyclic GC paused (see `decode_items`).
@@ -117,7 +119,7 @@ class _Buckets(dict[str, dt.datetime]):
     def __missing__(self, key: str) -> dt.datetime:
         if type(key) is not str:
             raise SchemaMismatch(key)
-        when = self[key] = _parse_datetime(key)
+        when = self[key] = parse_datetime(key)
         return when
 
 
@@ -179,7 +181,7 @@ def _check_time(index: int, value: object) -> dt.datetime:
     if type(value) is not str:
         raise _mismatch(index, "time_bucket", value, "a date-time string")
     try:
-        return _parse_datetime(value)
+        return parse_datetime(value)
     except ValueError:
         raise _mismatch(index, "time_bucket", value, "an ISO 8601 date-time") from None
 

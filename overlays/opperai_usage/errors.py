@@ -33,6 +33,7 @@ from ._generated.models import (
     UnauthorizedError as _UnauthorizedError,
 )
 from ._generated.types import UNSET
+from ._invalid import InvalidArgumentError
 
 __all__ = [
     "APIError",
@@ -51,14 +52,6 @@ __all__ = [
 
 MAX_MESSAGE_LEN = 10_000
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-
-
-class InvalidArgumentError(ValueError):
-    """An argument was rejected before any request was sent; `parameter` names it."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
 
 
 def redacted_request(request: httpx.Request) -> httpx.Request:

@@ -1,0 +1,304 @@
+"""Credentials as both generations of the official SDK spell them (`api_key`/`OPPER_API_KEY`,
+`http_bearer`/`OPPER_HTTP_BEARER`), `OPPER_BASE_URL`, and a key no repr or pickle shows.
+
+The key is checked over real sockets: the server here accepts only `KEY`, so a call that
+succeeds sent exactly that bearer token, and one that sent anything else gets a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import pickle
+import sys
+import types
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import LocalServer, _start, _stop
+from opperai_usage import Opper, errors
+
+KEY = "sk-credentials-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[LocalServer]:
+    """A local server process that accepts `KEY` only."""
+    proc, base = _start(
+        [sys.executable, "-m", "localserver", "--port", "0", "--api-key", KEY],
+        lambda line: line.strip().removeprefix("listening on ") if "listening on" in line else None,
+        timeout=30,
+    )
+    try:
+        yield LocalServer(base)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPPER_API_KEY", "OPPER_HTTP_BEARER", "OPPER_BASE_URL", "OPPER_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def key_argument(name: str, key: object) -> dict[str, Any]:
+    """`{name: key}`, for tests run once with `api_key` and once with `http_bearer`."""
+    return {name: key}
+
+
+def both_ways(opper: Opper) -> list[Any]:
+    """One sync and one async call on `opper`; the items of each."""
+
+    async def run() -> list[Any]:
+        return await opper.analytics.get_usage_async(group_by=["model"])
+
+    with opper:
+        return [opper.analytics.get_usage(group_by=["model"]), asyncio.run(run())]
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_either_argument_sends_the_key(keyed: LocalServer, name: str) -> None:
+    sync_items, async_items = both_ways(Opper(server_url=keyed.url, **key_argument(name, KEY)))
+    assert sync_items
+    assert sync_items == async_items
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_a_wrong_key_is_refused_by_the_server(keyed: LocalServer, name: str) -> None:
+    """The control for the test above: the server does tell keys apart."""
+    with (
+        Opper(server_url=keyed.url, retry_config=None, **key_argument(name, KEY + "x")) as opper,
+        pytest.raises(errors.UnauthorizedError),
+    ):
+        opper.analytics.get_usage()
+
+
+def test_api_key_is_keyword_only_and_http_bearer_stays_first_positional(
+    keyed: LocalServer,
+) -> None:
+    """`Opper("key")` means `http_bearer`, as in the official SDK 1.x."""
+    with Opper(KEY, keyed.url) as opper:
+        assert opper.analytics.get_usage()
+    with pytest.raises(TypeError):
+        Opper(KEY, keyed.url, None, None, None, None, None, KEY)  # type: ignore[call-arg]
+
+
+def test_both_arguments_are_refused_naming_both() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(api_key=KEY, http_bearer=KEY)
+    assert raised.value.parameter == "api_key"
+    assert "api_key" in str(raised.value)
+    assert "http_bearer" in str(raised.value)
+    assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize("variable", ["OPPER_API_KEY", "OPPER_HTTP_BEARER"])
+def test_the_key_is_read_from_either_variable(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, KEY)
+    assert all(both_ways(Opper(server_url=keyed.url)))
+
+
+def test_opper_api_key_wins_and_a_difference_is_warned_without_values(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPPER_API_KEY", KEY)
+    monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-the-other-key")
+    with pytest.warns(UserWarning, match="OPPER_API_KEY and OPPER_HTTP_BEARER") as caught:
+        opper = Opper(server_url=keyed.url)
+    (warning,) = caught
+    assert KEY not in str(warning.message)
+    assert "sk-the-other-key" not in str(warning.message)
+    assert warning.filename == __file__  # it points at the line that made the client
+    assert all(both_ways(opper))
+
+
+def test_equal_variables_are_not_warned_about(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPPER_API_KEY", KEY)
+    monkeypatch.setenv("OPPER_HTTP_BEARER", KEY + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opper = Opper(server_url=keyed.url)
+    assert all(both_ways(opper))
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_an_argument_beats_the_environment(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("OPPER_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-from-the-environment")
+    assert all(both_ways(Opper(server_url=keyed.url, **key_argument(name, KEY))))
+
+
+def test_no_key_anywhere_sends_no_authorization(keyed: LocalServer) -> None:
+    """As with the official SDK 1.x: the server's 401 says what is missing."""
+    with Opper(server_url=keyed.url, retry_config=None) as opper:
+        with pytest.raises(errors.UnauthorizedError):
+            opper.analytics.get_usage()
+        assert "<unset>" in repr(opper)
+
+
+# -- keys as they arrive from files and secrets
+
+
+@pytest.mark.parametrize("padded", [KEY + "\n", KEY + "\r\n", f"  {KEY}\t", KEY + "\u00a0"])
+def test_surrounding_whitespace_is_dropped(keyed: LocalServer, padded: str) -> None:
+    """A key read from a file or a mounted secret often ends in a newline."""
+    assert all(both_ways(Opper(api_key=padded, server_url=keyed.url)))
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (KEY[:8] + "\n" + KEY[8:], "a line feed"),
+        (KEY[:8] + "\u00a0" + KEY[8:], "NO-BREAK SPACE"),
+        (KEY[:8] + "é" + KEY[8:], "LATIN SMALL LETTER E WITH ACUTE"),
+        (KEY + "\x00x", "control character"),
+    ],
+)
+def test_a_key_no_header_can_carry_is_refused_without_showing_it(bad: str, named: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(api_key=bad)
+    message = str(raised.value)
+    assert named in message
+    assert "api_key" in message
+    for shown in (message, repr(raised.value), repr(pickle.loads(pickle.dumps(raised.value)))):
+        assert KEY[:8] not in shown
+        assert KEY[8:] not in shown
+
+
+def test_a_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPPER_HTTP_BEARER", KEY[:8] + "\n" + KEY[8:])
+    with pytest.raises(errors.InvalidArgumentError, match=r"^OPPER_HTTP_BEARER holds a line feed"):
+        Opper()
+
+
+def test_a_callable_key_is_checked_before_each_request(keyed: LocalServer) -> None:
+    answers: Iterator[Any] = iter([KEY, KEY[:8] + "\n" + KEY[8:], 42])
+    with Opper(api_key=lambda: next(answers), server_url=keyed.url) as opper:
+        assert opper.analytics.get_usage()
+        keyed.reset()
+        with pytest.raises(errors.InvalidArgumentError, match="line feed"):
+            opper.analytics.get_usage()
+        with pytest.raises(errors.InvalidArgumentError, match="returned int, not a string"):
+            opper.analytics.get_usage()
+    assert keyed.requests() == []  # refused before sending
+
+
+# -- OPPER_BASE_URL
+
+
+def test_opper_base_url_is_the_host_root(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPPER_BASE_URL", keyed.base + "/")
+    opper = Opper(api_key=KEY)
+    assert opper._server_url == keyed.base + "/v2"
+    assert all(both_ways(opper))
+
+
+def test_server_url_beats_opper_base_url(
+    keyed: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPPER_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert all(both_ways(Opper(api_key=KEY, server_url=keyed.url)))
+
+
+@pytest.mark.parametrize("value", ["api.opper.ai", "ftp://api.opper.ai", "https://", "http://[::"])
+def test_a_malformed_opper_base_url_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OPPER_BASE_URL", value)
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(api_key=KEY)
+    assert raised.value.parameter == "OPPER_BASE_URL"
+    assert str(raised.value).startswith("OPPER_BASE_URL must be an http(s) URL")
+
+
+@pytest.mark.parametrize("name", ["OPPER_BASE_URL", "server_url"])
+def test_a_url_with_a_password_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    url = "https://user:hunter2-secret@api.opper.ai"
+    options: dict[str, Any] = {"server_url": url} if name == "server_url" else {}
+    if name == "OPPER_BASE_URL":
+        monkeypatch.setenv(name, url)
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(api_key=KEY, **options)
+    assert raised.value.parameter == name
+    assert "hunter2" not in str(raised.value)
+    assert "user name or password" in str(raised.value)
+
+
+# -- the key is held where no repr reaches it
+
+
+def reachable(root: object) -> Iterator[object]:
+    """Every object reachable from `root` through attributes, slots and containers, as a
+    debugger's variable view or an error tracker's locals dump walks them (not into modules,
+    classes or code, whose reprs do not show their contents)."""
+    seen: set[int] = set()
+    stack = [root]
+    opaque = (type, types.ModuleType, types.FunctionType, types.MethodType, types.CodeType)
+    opaque += (str, bytes, int, float)  # type: ignore[assignment]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, opaque):
+            continue
+        if isinstance(node, dict):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, list | tuple | set | frozenset):
+            stack += list(node)
+        stack += list(getattr(node, "__dict__", {}).values())
+        for cls in type(node).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if hasattr(node, slot) and not slot.startswith("__"):
+                    stack.append(getattr(node, slot))
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_nothing_reachable_from_the_client_shows_the_key(keyed: LocalServer, name: str) -> None:
+    opper = Opper(server_url=keyed.url, **key_argument(name, KEY))
+
+    async def call_async() -> None:
+        await opper.analytics.get_usage_async()
+
+    opper.analytics.get_usage()
+    asyncio.run(call_async())  # both httpx clients exist and have been used
+    objects = list(reachable(opper))
+    assert len(objects) > 50  # the walk did go through the client, its httpx clients, ...
+    for value in objects:
+        assert KEY not in repr(value), type(value)
+    assert KEY not in repr(vars(opper))
+    assert "ApiKey(<hidden>)" in repr(vars(opper))
+    opper.close()
+
+
+def test_the_key_is_not_among_the_client_attributes_strings() -> None:
+    """Beyond reprs: no string reachable by attributes is the key (it sits in a closure)."""
+    opper = Opper(api_key=KEY)
+    assert KEY not in [value for value in reachable(opper) if isinstance(value, str)]
+    gc.collect()
+
+
+def test_a_client_refuses_to_be_pickled_or_copied() -> None:
+    opper = Opper(api_key=KEY)
+    with pytest.raises(TypeError, match="cannot be pickled") as raised:
+        pickle.dumps(opper)
+    assert KEY not in str(raised.value)
+    with pytest.raises(TypeError):
+        copy.copy(opper)
+    with pytest.raises(TypeError, match="never pickled"):
+        pickle.dumps(opper._api_key)
