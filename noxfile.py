@@ -11,11 +11,13 @@ import contextlib
 import difflib
 import filecmp
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,19 +40,19 @@ TEST_DEPS = [
     "openapi-core>=0.19",
     "pyyaml>=6",
     "psutil>=5.9",
+    "tomli>=2; python_version < '3.11'",
 ]
 
-#: The Pythons this package supports (the official SDK 2.x's floor is 3.10); the first one that
-#: is also nox's own interpreter line runs the single-Python sessions.
-PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-
 ROOT = Path(__file__).parent
+#: The Pythons the package claims (its classifiers; 3.10 is the official SDK 2.x's floor):
+#: the tests run on each of them.
+PYTHONS = nox.project.python_versions(nox.project.load_toml(ROOT / "pyproject.toml"))
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "generator-config.yaml"
 PACKAGE = "opperai_usage_generated"
 GENERATED = ROOT / "generated" / PACKAGE
 
-nox.options.sessions = ["drift", "lint", "typecheck", "load", "tests"]
+nox.options.sessions = ["drift", "lint", "typecheck", "build", "coexistence", "load", "tests"]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = os.environ.get("OPPERAI_USAGE_ALL_PYTHONS") == "1"
 
@@ -148,6 +150,7 @@ def typecheck(session: nox.Session) -> None:
         "types-psutil",
         "types-python-dateutil",
         "types-jsonschema",
+        "tomli",  # what tests read pyproject.toml with on 3.10, the Python mypy checks for
     )
     targets = ["overlays/opperai_usage", "tests", "localserver", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
@@ -183,7 +186,15 @@ def _pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite, without the slow load tests (`nox -s load` runs those), on each Python."""
-    _pytest(session, "-m", "not load")
+    _pytest(session, "-m", "not load and not coexistence")
+
+
+@nox.session
+def coexistence(session: nox.Session) -> None:
+    """This package's wheel beside the official SDK 1.x and 2.x, in fresh venvs, installed in
+    both orders: neither overwrites the other, both work, `pip check` passes."""
+    session.install(".", *TEST_DEPS)
+    session.run("python", "-m", "pytest", "-m", "coexistence", *session.posargs)
 
 
 @nox.session
@@ -221,6 +232,64 @@ def demo(session: nox.Session) -> None:
             "OPPER_HTTP_BEARER": os.environ.get("OPPER_HTTP_BEARER", "demo-key"),
         }
         session.run("python", "examples/demo.py", env=env)
+
+
+def _wheel_contents(wheel: Path) -> dict[str, str]:
+    """Each file in `wheel` (but its RECORD, which lists the others) with its sha256."""
+    with zipfile.ZipFile(wheel) as archive:
+        return {
+            name: hashlib.sha256(archive.read(name)).hexdigest()
+            for name in archive.namelist()
+            if not name.endswith(".dist-info/RECORD")
+        }
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """The release files in dist/: the sdist and the wheel, checked as a release needs them.
+
+    `twine check` passes; a wheel built from the sdist holds the same files, byte for byte, as
+    the one built from the checkout; the wheel, installed in a fresh venv, imports and makes a
+    call against the local server.
+    """
+    session.install(".", "build==1.6.1", "twine==7.0.0")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        via_sdist = Path(tmp) / "via-sdist"
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT))
+        session.run(
+            "python", "-m", "build", "--outdir", str(via_sdist), str(ROOT)
+        )  # sdist, then its wheel
+        (built_sdist,) = via_sdist.glob("*.tar.gz")
+        sdist = Path(shutil.copy(built_sdist, dist))
+        (wheel,) = dist.glob("*.whl")
+        (rebuilt,) = via_sdist.glob("*.whl")
+        ours, theirs = _wheel_contents(wheel), _wheel_contents(rebuilt)
+        if ours != theirs:
+            differ = sorted(n for n in ours.keys() | theirs.keys() if ours.get(n) != theirs.get(n))
+            session.error(f"the wheel built from the sdist differs from the checkout's: {differ}")
+        if any(name.split("/")[0] == "opperai" for name in ours):
+            session.error("the wheel installs files under opperai/, the official SDK's package")
+        session.run("twine", "check", "--strict", str(wheel), str(sdist))
+        fresh = Path(tmp) / "venv"
+        session.run(sys.executable, "-m", "venv", str(fresh), external=True)
+        python = str(fresh / "bin" / "python")
+        session.run(python, "-m", "pip", "install", "--quiet", str(wheel), external=True)
+        with _local_server(session) as url:
+            session.run(python, "-c", _SMOKE_CALL, url, external=True)
+    session.log(f"{wheel.name} and {sdist.name} in dist/: {len(ours)} files each way")
+
+
+#: Run by `build` in a fresh venv holding only the wheel and its dependencies.
+_SMOKE_CALL = """
+import sys
+from opperai_usage import Opper, __version__
+with Opper(api_key="build-check", server_url=sys.argv[1]) as opper:
+    items = opper.analytics.get_usage(group_by=["model"])
+assert items, "no items"
+print(f"opperai-usage {__version__}: {len(items)} items from {sys.argv[1]}")
+"""
 
 
 @nox.session
