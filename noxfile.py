@@ -41,6 +41,7 @@ TEST_DEPS = [
     "pyyaml>=6",
     "psutil>=5.9",
     "tomli>=2; python_version < '3.11'",
+    "pytest-timeout>=2.3",
 ]
 
 ROOT = Path(__file__).parent
@@ -179,7 +180,11 @@ def _official_python(session: nox.Session) -> str:
 
 def _pytest(session: nox.Session, *args: str) -> None:
     session.install(".[fast]", *TEST_DEPS)
-    env = {"PRISM_BIN": _install_prism(session), "OFFICIAL_PYTHON": _official_python(session)}
+    env = {
+        "PRISM_BIN": _install_prism(session),
+        "OFFICIAL_PYTHON": _official_python(session),
+        "OFFICIAL_SDK": OFFICIAL_SDK,
+    }
     session.run("python", "-m", "pytest", *args, *session.posargs, env=env)
 
 

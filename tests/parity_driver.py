@@ -1,7 +1,9 @@
 """Runs parity cases through one SDK: this project's (`opperai_usage`) or the official one
 (`opperai`, in a venv of its own).
 
-    python tests/parity_driver.py opperai|opperai_usage SERVER_URL < cases.json > outcomes.json
+    python tests/parity_driver.py opperai|opperai_usage SERVER_URL < cases.json > result.json
+
+It prints `{"sdk": {...which SDK ran...}, "outcomes": [...one per case...]}`.
 
 Each case scripts the local server, makes one call and reports what a user would see: the
 query string the server received, and the items or the error. Only the public API common to
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import importlib.metadata
 import json
 import sys
 from typing import Any
@@ -81,5 +84,17 @@ def run(server: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
+def identity() -> dict[str, str]:
+    """Which SDK this run really drove: its distribution, version and where it was imported."""
+    distribution = {"opperai": "opperai", "opperai_usage": "opperai-usage"}[SDK_NAME]
+    return {
+        "module": SDK_NAME,
+        "distribution": distribution,
+        "version": importlib.metadata.version(distribution),
+        "file": str(sdk.__file__),
+    }
+
+
 if __name__ == "__main__":
-    json.dump(run(sys.argv[2], json.load(sys.stdin)), sys.stdout)
+    outcomes = run(sys.argv[2], json.load(sys.stdin))
+    json.dump({"sdk": identity(), "outcomes": outcomes}, sys.stdout)

@@ -21,7 +21,8 @@ import pytest
 
 from conftest import ROOT, LocalServer
 
-pytestmark = pytest.mark.coexistence
+# Each venv is made and filled from the package index inside the first test that uses it.
+pytestmark = [pytest.mark.coexistence, pytest.mark.timeout(300)]
 
 OFFICIAL = {"1.x": "opperai==1.7.2", "2.x": "opperai==2.1.1"}
 ORDERS = ["official-first", "ours-first"]

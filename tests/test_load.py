@@ -64,6 +64,7 @@ def check_answer(items: list[GetUsageResultItem]) -> None:
 
 
 @pytest.mark.load
+@pytest.mark.timeout(300)
 def test_ten_thousand_sequential_calls_on_one_client(local: LocalServer) -> None:
     process = psutil.Process()
     with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
@@ -102,6 +103,7 @@ def test_ten_thousand_sequential_calls_on_one_client(local: LocalServer) -> None
 
 
 @pytest.mark.load
+@pytest.mark.timeout(300)
 def test_a_thousand_concurrent_async_calls_on_one_client(local: LocalServer) -> None:
     """Three bursts of 1,000 calls, the first on a cold client, with a 10 s per-attempt budget
     that a loopback call needs a thousandth of: no call may fail or wait that long."""

@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,7 +105,7 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def _run(python: str, sdk: str, server: LocalServer) -> list[dict[str, Any]]:
+def _run(python: str, sdk: str, server: LocalServer) -> dict[str, Any]:
     done = subprocess.run(
         [python, str(DRIVER), sdk, server.url],
         input=json.dumps(list(CASES.values())),
@@ -113,24 +115,61 @@ def _run(python: str, sdk: str, server: LocalServer) -> list[dict[str, Any]]:
         cwd=ROOT / "tests",
         timeout=120,
     )
-    outcomes: list[dict[str, Any]] = json.loads(done.stdout)
-    return outcomes
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@dataclass(frozen=True)
+class Sides:
+    """Each side's outcomes by case, and which SDK it really ran."""
+
+    ours: dict[str, Any]
+    theirs: dict[str, Any]
+    our_sdk: dict[str, str]
+    their_sdk: dict[str, str]
 
 
 @cache
-def _outcomes(official: str, server_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _sides(official: str, server_url: str) -> Sides:
     server = LocalServer(server_url.removesuffix("/v2"))
-    ours = dict(zip(CASES, _run(sys.executable, "opperai_usage", server), strict=True))
-    theirs = dict(zip(CASES, _run(official, "opperai", server), strict=True))
-    return ours, theirs
+    ours, theirs = _run(sys.executable, "opperai_usage", server), _run(official, "opperai", server)
+    return Sides(
+        dict(zip(CASES, ours["outcomes"], strict=True)),
+        dict(zip(CASES, theirs["outcomes"], strict=True)),
+        ours["sdk"],
+        theirs["sdk"],
+    )
 
 
-@pytest.fixture(scope="module")
-def outcomes(server: LocalServer) -> tuple[dict[str, Any], dict[str, Any]]:
+def _official_python() -> str:
     official = os.environ.get("OFFICIAL_PYTHON")
     if not official:
         pytest.fail("set OFFICIAL_PYTHON to a python with opperai==1.7.2 (nox -s tests does)")
-    return _outcomes(official, server.url)
+    return official
+
+
+@pytest.fixture(scope="module")
+def sides(server: LocalServer) -> Sides:
+    return _sides(_official_python(), server.url)
+
+
+@pytest.fixture(scope="module")
+def outcomes(sides: Sides) -> tuple[dict[str, Any], dict[str, Any]]:
+    return sides.ours, sides.theirs
+
+
+def test_the_official_side_is_the_pinned_official_sdk(sides: Sides) -> None:
+    """Parity must not compare this client with itself: the other side is `opperai` at the
+    version nox pins (`OFFICIAL_SDK`), imported from the official venv."""
+    pinned = os.environ.get("OFFICIAL_SDK", "")
+    assert pinned.startswith("opperai=="), "set OFFICIAL_SDK (nox -s tests does)"
+    theirs = sides.their_sdk
+    assert (theirs["module"], theirs["distribution"]) == ("opperai", "opperai")
+    assert f"opperai=={theirs['version']}" == pinned
+    venv = Path(_official_python()).absolute().parent.parent  # not resolved: bin/python links out
+    assert Path(theirs["file"]).is_relative_to(venv)
+    assert sides.our_sdk["module"] == "opperai_usage"
+    assert not Path(sides.our_sdk["file"]).is_relative_to(venv)
 
 
 @pytest.mark.parametrize("case", list(CASES))
