@@ -38,6 +38,11 @@ TEST_DEPS = [
     "openapi-core>=0.19",
     "pyyaml>=6",
     "psutil>=5.9",
+    # DataFrames (the `pandas` and `polars` extras) and the HTML report in a real browser:
+    # Playwright drives Debian's chromium (`_ensure_chromium`), never a browser of its own.
+    "pandas>=2",
+    "polars>=1",
+    "playwright>=1.49",
 ]
 
 #: The Pythons this package supports (the official SDK 2.x's floor is 3.10); the first one that
