@@ -83,7 +83,8 @@ def test_csv_is_rfc_4180_with_columns_in_order(local: LocalServer) -> None:
     local.script({"json": ITEMS})
     result = run("--server-url", local.url, *QUERY, "--format", "csv")
     assert (result.code, result.err) == (0, "")
-    assert result.out.endswith("\r\n") and "\n" not in result.out.replace("\r\n", "")
+    assert result.out.endswith("\r\n")
+    assert "\n" not in result.out.replace("\r\n", "")
     rows = list(csv.reader(io.StringIO(result.out, newline="")))
     assert rows[0] == COLUMNS
     assert rows[1:] == [
@@ -126,7 +127,8 @@ def test_table_aligns_columns_and_totals_the_numbers(local: LocalServer) -> None
     assert (result.code, result.err) == (0, "")
     header, rule, *body, rule2, totals = result.out.splitlines()
     assert header.split() == COLUMNS
-    assert rule == rule2 and set(rule) == {"-", " "}
+    assert rule == rule2
+    assert set(rule) == {"-", " "}
     assert len(body) == len(ITEMS)
     # numbers are right-aligned: every line ends where the header's "cost" ends, and each
     # total_tokens value ends where its header does
@@ -134,10 +136,10 @@ def test_table_aligns_columns_and_totals_the_numbers(local: LocalServer) -> None
     tokens_end = header.index("total_tokens") + len("total_tokens")
     for line, item in zip(body, ITEMS, strict=True):
         assert line[:tokens_end].endswith(str(item["total_tokens"]))
-        assert line.endswith(item["cost"])
+        assert line.endswith(str(item["cost"]))
         assert line.split()[2] == (item["project.name"] or "-")  # a null tag shows as "-"
-    cost = sum((Decimal(item["cost"]) for item in ITEMS), Decimal(0))
-    tokens = sum(item["total_tokens"] for item in ITEMS)
+    cost = sum((Decimal(str(item["cost"])) for item in ITEMS), Decimal(0))
+    tokens = sum(int(str(item["total_tokens"])) for item in ITEMS)
     assert totals.split() == ["total,", "2", "items", str(tokens), str(cost)]
 
 
@@ -161,7 +163,8 @@ def test_console_script_and_module_print_the_same(local: LocalServer) -> None:
     by_script = run("--server-url", local.url, *QUERY, command=[str(SCRIPT)])
     by_module = run("--server-url", local.url, *QUERY, command=MODULE)
     assert by_script.code == by_module.code == 0
-    assert by_script.stdout == by_module.stdout and "gpt-4o" in by_script.out
+    assert by_script.stdout == by_module.stdout
+    assert "gpt-4o" in by_script.out
 
 
 def test_output_file_is_written_whole_and_stdout_stays_empty(
@@ -177,7 +180,9 @@ def test_output_file_is_written_whole_and_stdout_stays_empty(
 
 
 def test_a_failed_call_leaves_no_output_file(local: LocalServer, tmp_path: Path) -> None:
-    local.script({"status": 404, "json": {"type": "NotFoundError", "message": "gone", "detail": None}})
+    local.script(
+        {"status": 404, "json": {"type": "NotFoundError", "message": "gone", "detail": None}}
+    )
     target = tmp_path / "usage.json"
     result = run("--server-url", local.url, "--format", "json", "-o", str(target))
     assert result.code == 1
@@ -212,7 +217,9 @@ def test_last_is_a_span_ending_now(local: LocalServer) -> None:
     assert run("--server-url", local.url, "--last", "36h").code == 0
     after = dt.datetime.now(dt.timezone.utc)
     query = query_of(local)
-    start, end = (dt.datetime.fromisoformat(query[k][0][:-1] + "+00:00") for k in ("from_date", "to_date"))
+    start, end = (
+        dt.datetime.fromisoformat(query[k][0][:-1] + "+00:00") for k in ("from_date", "to_date")
+    )
     assert end - start == dt.timedelta(hours=36)
     assert before <= end <= after
 
@@ -222,7 +229,9 @@ def test_base_url_comes_from_the_environment_and_the_flag_overrides_it(
 ) -> None:
     from_env = run(env=environment(OPPER_BASE_URL=local.base))
     assert from_env.code == 0, from_env.err
-    overridden = run("--server-url", local.url, env=environment(OPPER_BASE_URL="http://127.0.0.1:9"))
+    overridden = run(
+        "--server-url", local.url, env=environment(OPPER_BASE_URL="http://127.0.0.1:9")
+    )
     assert overridden.code == 0, overridden.err
     assert len(local.requests()) == 2
 
@@ -264,7 +273,8 @@ def test_bad_arguments_exit_2_in_one_line_and_send_nothing(
     result = run("--server-url", local.url, *args, env=environment(**env))
     assert result.code == 2, result.err
     assert result.stdout == b""
-    assert result.err.startswith("opper-usage: error: ") and result.err.count("\n") == 1
+    assert result.err.startswith("opper-usage: error: ")
+    assert result.err.count("\n") == 1
     assert message in result.err
     assert "Traceback" not in result.err
     assert local.requests() == []
@@ -286,7 +296,8 @@ def test_bad_usage_exits_2_with_argparse_usage(
 ) -> None:
     result = run("--server-url", local.url, *args)
     assert result.code == 2
-    assert result.err.startswith("usage: opper-usage") and message in result.err
+    assert result.err.startswith("usage: opper-usage")
+    assert message in result.err
     assert local.requests() == []
 
 
@@ -339,7 +350,7 @@ def test_api_errors_exit_1_in_one_line(
 
 
 def test_the_key_never_shows_even_when_the_server_echoes_it(local: LocalServer) -> None:
-    secret = "sk-opper-cli-5f3c9a7e1d"
+    secret = "sk-opper-cli-5f3c9a7e1d"  # noqa: S105 (a made-up key, to look for)
     echo = {"type": "BadRequestError", "message": f"bad token Bearer {secret}", "detail": secret}
     local.script({"status": 400, "json": echo})
     result = run("--server-url", local.url, env=environment(secret))
@@ -349,7 +360,7 @@ def test_the_key_never_shows_even_when_the_server_echoes_it(local: LocalServer) 
 
 
 def test_network_failures_exit_1_naming_the_error(local: LocalServer) -> None:
-    secret = "sk-opper-cli-network-77"
+    secret = "sk-opper-cli-network-77"  # noqa: S105 (a made-up key, to look for)
     url = closed_port_url()
     result = run("--server-url", url, env=environment(secret))
     assert result.code == 1
@@ -373,7 +384,8 @@ def test_a_closed_pipe_ends_the_command_quietly(local: LocalServer) -> None:
         [*MODULE, "--server-url", local.url, "--format", "jsonl"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(), cwd=ROOT,
     )  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     first = proc.stdout.readline()
     proc.stdout.close()  # as `| head -1` does
     assert proc.wait(timeout=60) == 141
@@ -407,15 +419,14 @@ def test_odd_tags_keep_the_table_one_line_per_item(local: LocalServer) -> None:
     assert result.code == 0
     lines = result.out.splitlines()
     assert len(lines) == len(ODD_TAGS) + 4  # header, rule, items, rule, totals
-    assert "two\\nlines" in result.out and "tab\\there" in result.out
+    assert "two\\nlines" in result.out
+    assert "tab\\there" in result.out
 
 
 # -- on a terminal
 
 
-def run_in_terminal(
-    args: list[str], terminal: str, columns: int = 200
-) -> tuple[int, bytes, bytes]:
+def run_in_terminal(args: list[str], terminal: str, columns: int = 200) -> tuple[int, bytes, bytes]:
     """Run the command with `terminal` ("stdout" or "stderr") on a pseudo-terminal of
     `columns` columns and the other stream on a pipe; (status, terminal bytes, pipe bytes)."""
     master, slave = pty.openpty()
@@ -423,7 +434,9 @@ def run_in_terminal(
     streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     streams[terminal] = slave
     env = environment(TERM="xterm", COLUMNS=str(columns))
-    proc = subprocess.Popen([*MODULE, *args], stdin=subprocess.DEVNULL, env=env, cwd=ROOT, **streams)
+    proc = subprocess.Popen(
+        [*MODULE, *args], stdin=subprocess.DEVNULL, env=env, cwd=ROOT, **streams
+    )
     os.close(slave)
     seen = bytearray()
     deadline = time.monotonic() + 60
@@ -477,5 +490,6 @@ def test_the_table_fits_the_terminal(local: LocalServer) -> None:
     lines = terminal.decode().replace("\r\n", "\n").splitlines()
     assert lines[0].split() == COLUMNS
     assert max(len(line) for line in lines) <= 80
-    assert "a-very-lon" in lines[2] and "…" in lines[2]
-    assert lines[2].endswith(items[0]["cost"])  # numbers are never cut
+    assert "a-very-lon" in lines[2]
+    assert "…" in lines[2]
+    assert lines[2].endswith(str(items[0]["cost"]))  # numbers are never cut

@@ -77,7 +77,8 @@ def _span(text: str) -> dt.timedelta:
     match = _SPAN.fullmatch(text.strip())
     if not match or int(match[1]) == 0:
         raise argparse.ArgumentTypeError(
-            f"must be a count and a unit, h (hours), d (days) or w (weeks), such as 7d; not {text!r}"
+            f"must be a count and a unit, h (hours), d (days) or w (weeks), such as 7d, "
+            f"not {text!r}"
         )
     return dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
 
@@ -86,7 +87,9 @@ def _month(text: str) -> tuple[dt.datetime, dt.datetime]:
     try:
         start = dt.datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=_UTC)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a month as YYYY-MM, such as 2026-11; not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a month as YYYY-MM, such as 2026-11, not {text!r}"
+        ) from None
     following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     return start, following
 
@@ -111,38 +114,86 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     when = parser.add_argument_group("time range (default: the API's, the current month)")
-    when.add_argument("--from", dest="from_date", metavar="WHEN",
-                      help="start, inclusive: an ISO 8601 date or date-time, such as 2026-11-01")  # fmt: skip
-    when.add_argument("--to", dest="to_date", metavar="WHEN",
-                      help="end, exclusive: likewise, such as 2026-11-08T12:00Z")  # fmt: skip
+    when.add_argument(
+        "--from",
+        dest="from_date",
+        metavar="WHEN",
+        help="start, inclusive: an ISO 8601 date or date-time, such as 2026-11-01",
+    )
+    when.add_argument(
+        "--to",
+        dest="to_date",
+        metavar="WHEN",
+        help="end, exclusive: likewise, such as 2026-11-08T12:00Z",
+    )
     shortcut = when.add_mutually_exclusive_group()
-    shortcut.add_argument("--last", type=_span, metavar="SPAN",
-                          help="the SPAN up to now, such as 12h, 7d or 2w (instead of --from/--to)")  # fmt: skip
-    shortcut.add_argument("--month", type=_month, metavar="YYYY-MM",
-                          help="one calendar month in UTC (instead of --from/--to)")  # fmt: skip
+    shortcut.add_argument(
+        "--last",
+        type=_span,
+        metavar="SPAN",
+        help="the SPAN up to now, such as 12h, 7d or 2w (instead of --from/--to)",
+    )
+    shortcut.add_argument(
+        "--month",
+        type=_month,
+        metavar="YYYY-MM",
+        help="one calendar month in UTC (instead of --from/--to)",
+    )
     query = parser.add_argument_group("what to sum and group by")
-    query.add_argument("--granularity", metavar="UNIT",
-                       help=f"time bucket size: {granularities} (the API's default: day)")  # fmt: skip
-    query.add_argument("--field", dest="fields", action="append", metavar="KEY",
-                       help="an event_metadata key to sum; repeat for more")  # fmt: skip
-    query.add_argument("--group-by", dest="group_by", action="append", metavar="KEY",
-                       help="a tag key to group by, such as model or project.name; repeat for "
-                            "more (the report stacks its chart by the first)")  # fmt: skip
+    query.add_argument(
+        "--granularity",
+        metavar="UNIT",
+        help=f"time bucket size: {granularities} (the API's default: day)",
+    )
+    query.add_argument(
+        "--field",
+        dest="fields",
+        action="append",
+        metavar="KEY",
+        help="an event_metadata key to sum; repeat for more",
+    )
+    query.add_argument(
+        "--group-by",
+        dest="group_by",
+        action="append",
+        metavar="KEY",
+        help="a tag key to group by, such as model or project.name; repeat for "
+        "more (the report stacks its chart by the first)",
+    )
     output = parser.add_argument_group("output")
-    output.add_argument("--format", choices=FORMATS, default="table",
-                        help="table (default): aligned, with totals; csv (RFC 4180); json (one "
-                             "array); jsonl (one object a line)")  # fmt: skip
-    output.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write there instead of to standard output (- for standard output)")  # fmt: skip
-    output.add_argument("--html", type=Path, metavar="FILE",
-                        help="also write a self-contained HTML report: a chart, the data, the query")  # fmt: skip
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default): aligned, with totals; csv (RFC 4180); json (one "
+        "array); jsonl (one object a line)",
+    )
+    output.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write there instead of to standard output (- for standard output)",
+    )
+    output.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML report: a chart, the data, the query",
+    )
     connection = parser.add_argument_group("connection")
-    connection.add_argument("--server-url", metavar="URL",
-                            help="the API's URL (default: OPPER_BASE_URL + /v2, else "
-                                 "https://api.opper.ai/v2)")  # fmt: skip
-    connection.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                            help="each attempt's time budget (default 60); failed attempts are "
-                                 "retried as the library retries them")  # fmt: skip
+    connection.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="the API's URL (default: OPPER_BASE_URL + /v2, else https://api.opper.ai/v2)",
+    )
+    connection.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="each attempt's time budget (default 60); failed attempts are "
+        "retried as the library retries them",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -250,7 +301,7 @@ def _show_warning(
 # -- output
 
 
-def _write_file(path: Path, write: Callable[[IO[str]], None]) -> None:
+def _write_file(path: Path, write: Callable[[IO[str]], object]) -> None:
     """Write through a temporary file in the same folder, then rename it into place: a reader
     (a loader watching the folder) never sees half a file, and a failure leaves none."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -262,7 +313,7 @@ def _write_file(path: Path, write: Callable[[IO[str]], None]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _write_stdout(write: Callable[[IO[str]], None], table: bool) -> None:
+def _write_stdout(write: Callable[[IO[str]], object], table: bool) -> None:
     """Data formats go out as UTF-8 whatever the locale; a table in the terminal's encoding."""
     sys.stdout.flush()
     if table:
@@ -278,7 +329,7 @@ def _write_stdout(write: Callable[[IO[str]], None], table: bool) -> None:
 
 def _writer(
     form: str, items: Sequence[Any], columns: Columns, width: int | None
-) -> Callable[[IO[str]], None]:
+) -> Callable[[IO[str]], object]:
     if form == "table":
         from ._table import render_table
 

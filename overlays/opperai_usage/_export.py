@@ -13,10 +13,13 @@ import csv
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import IO, TYPE_CHECKING
+from itertools import islice, repeat
+from operator import attrgetter
+from typing import IO, TYPE_CHECKING, Any
 
 from ._invalid import invalid
 
@@ -26,6 +29,13 @@ if TYPE_CHECKING:
 TIME_BUCKET = "time_bucket"
 COST = "cost"
 _UTC = dt.timezone.utc
+_TIME_BUCKET = attrgetter("time_bucket")
+_COST = attrgetter("cost")
+_EXTRAS = attrgetter("additional_properties")
+#: What makes the csv module quote a cell (its default dialect: QUOTE_MINIMAL).
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
+_CSV_CHUNK = 8192
+_EMPTY_FOR_NULL: dict[object, str] = {None: ""}
 
 Value = str | int | float | None
 
@@ -101,14 +111,33 @@ def time_text(when: dt.datetime) -> str:
 def rows(items: Iterable[GetUsageResultItem], columns: Columns) -> Iterator[list[Value]]:
     """One list of values per item, in `columns.names` order (a missing key reads `None`)."""
     extras = columns.extras
-    texts: dict[dt.datetime, str] = {}  # buckets repeat across groups: each is written once
+    last: dt.datetime | None = None
+    text = ""
     for item in items:
         when = item.time_bucket
-        text = texts.get(when)
-        if text is None:
-            text = texts[when] = time_text(when)
+        if when is not last:  # items of one bucket come together and share one datetime
+            last, text = when, time_text(when)
         get = item.additional_properties.get
         yield [text, *map(get, extras), item.cost]
+
+
+def column_values(items: Sequence[GetUsageResultItem], columns: Columns) -> list[list[Any]]:
+    """Each column's values in item order (`time_bucket` as datetimes, the rest as the API sent
+    them, a missing key as `None`), read with C-level maps: several times faster than rows."""
+    extra_values = list(map(_EXTRAS, items))
+    return [
+        list(map(_TIME_BUCKET, items)),
+        *(list(map(dict.get, extra_values, repeat(name))) for name in columns.extras),
+        list(map(_COST, items)),
+    ]
+
+
+def time_texts(times: list[dt.datetime]) -> list[str]:
+    """`time_text` of each, each distinct datetime object written once (the decoder shares one
+    object between the items of a bucket)."""
+    keys = list(map(id, times))  # the objects stay alive in `times` meanwhile
+    texts = {key: time_text(when) for key, when in dict(zip(keys, times, strict=False)).items()}
+    return list(map(texts.__getitem__, keys))
 
 
 def records(items: Iterable[GetUsageResultItem], columns: Columns) -> Iterator[dict[str, Value]]:
@@ -138,12 +167,42 @@ def sum_costs(costs: Iterable[Value]) -> str:
     return f"{total:f}"
 
 
-def write_csv(items: Iterable[GetUsageResultItem], columns: Columns, out: IO[str]) -> None:
-    """RFC 4180: a header line, CRLF line ends, quotes only where needed, a null as an empty
-    cell. `out` must be opened with `newline=""`, so line breaks inside values stay as they are."""
-    writer = csv.writer(out)  # the csv module's default dialect is RFC 4180's
+def _csv_cells(values: list[Any]) -> tuple[list[str], bool]:
+    """A column's cells as the csv module writes values (`str()`, a null as empty), with C-level
+    maps, and whether any might need quoting (a column of numbers cannot)."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        return values, True
+    if kinds <= {str, type(None)}:
+        return list(map(_EMPTY_FOR_NULL.get, values, values)), True
+    cells = list(map(_EMPTY_FOR_NULL.get, values, map(str, values)))
+    return cells, not kinds <= {int, float, type(None)}
+
+
+def write_csv(items: Sequence[GetUsageResultItem], columns: Columns, out: IO[str]) -> None:
+    """RFC 4180 with the csv module's default dialect: a header line, CRLF line ends, quotes only
+    where needed, a null as an empty cell. `out` must be opened with `newline=""`, so line breaks
+    inside values stay as they are.
+
+    When no cell holds a comma, a quote or a line break (the usual case), the lines are joined
+    directly, byte for byte what the csv module writes (a test holds the two equal) and about
+    twice as fast; otherwise the csv module writes every row.
+    """
+    writer = csv.writer(out)
     writer.writerow(columns.names)
-    writer.writerows(rows(items, columns))
+    values = column_values(items, columns)
+    cells = [time_texts(values[0])]  # ISO 8601: never quoted
+    quoted = False
+    for column in values[1:]:
+        column_cells, may_need_quotes = _csv_cells(column)
+        cells.append(column_cells)
+        quoted = quoted or (may_need_quotes and bool(_NEEDS_QUOTES.search("".join(column_cells))))
+    if quoted:
+        writer.writerows(zip(*cells, strict=False))
+        return
+    lines = map(",".join, zip(*cells, strict=False))
+    while chunk := list(islice(lines, _CSV_CHUNK)):
+        out.write("\r\n".join(chunk) + "\r\n")
 
 
 def _dumps(record: dict[str, Value]) -> str:

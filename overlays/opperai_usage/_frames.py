@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._export import COST, TIME_BUCKET, Columns, columns_for
+from ._export import COST, TIME_BUCKET, Columns, column_values, columns_for
 
 if TYPE_CHECKING:
     import pandas
@@ -46,19 +46,13 @@ def _columns(
     fields: Sequence[str] | None,
     group_by: Sequence[str] | None,
 ) -> tuple[Columns, dict[str, list[Any]]]:
-    """The columns and their values, read in one pass over the items."""
+    """The columns and each one's values."""
     columns = columns_for(items, fields, group_by)
-    values: dict[str, list[Any]] = {name: [] for name in columns.names}
-    times, costs = values[TIME_BUCKET], values[COST]
-    extras = [(name, values[name].append) for name in columns.extras]
-    for item in items:
-        times.append(item.time_bucket)
-        costs.append(float(item.cost))
-        get = item.additional_properties.get
-        for name, append in extras:
-            append(get(name))
+    values = dict(zip(columns.names, column_values(items, columns), strict=True))
+    values[COST] = list(map(float, values[COST]))
     for name in columns.group_by:  # tags are strings (a number the API sent as a tag, too)
-        values[name] = [None if v is None else str(v) for v in values[name]]
+        if not set(map(type, values[name])) <= {str, type(None)}:
+            values[name] = [None if v is None else str(v) for v in values[name]]
     return columns, values
 
 
@@ -105,7 +99,8 @@ def to_pandas(
         else:
             data[name] = pd.Series(column, dtype="Int64" if None in column else "int64")
     data[COST] = pd.Series(values[COST], dtype="float64")
-    return pd.DataFrame(data, columns=list(columns.names))
+    frame: pandas.DataFrame = pd.DataFrame(data, columns=list(columns.names))
+    return frame
 
 
 def to_polars(
@@ -127,6 +122,8 @@ def to_polars(
     series += [pl.Series(name, values[name], dtype=pl.String) for name in columns.group_by]
     for name in columns.fields:
         kind = _number_kind(name, values[name])
-        series.append(pl.Series(name, values[name], dtype=pl.Int64 if kind == "int" else pl.Float64))
+        series.append(
+            pl.Series(name, values[name], dtype=pl.Int64 if kind == "int" else pl.Float64)
+        )
     series.append(pl.Series(COST, values[COST], dtype=pl.Float64))
     return pl.DataFrame(series)

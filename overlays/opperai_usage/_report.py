@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import TYPE_CHECKING
 
-from ._export import COST, Columns, Value, rows, sum_costs, sum_numbers, time_text
+from ._export import Columns, Value, rows, sum_costs, sum_numbers, time_text
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -161,15 +161,16 @@ def _bucket_label(buckets: Sequence[Bucket]) -> str:
 def _nice_step(top: float, ticks: int = 5) -> float:
     """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `ticks` ticks."""
     raw = top / ticks
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
 
 def _money(value: float, step: float) -> str:
+    """A tick label: cents at least, and as many decimals as the step needs."""
     decimals = max(0, -math.floor(math.log10(step)))
     if round(step / 10 ** math.floor(math.log10(step)), 6) == 2.5:
         decimals += 1
-    return f"${value:,.{decimals}f}"
+    return f"${value:,.{max(2, decimals)}f}"
 
 
 def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
@@ -236,7 +237,11 @@ def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
 def _cell(value: Value, numeric: bool) -> str:
     if value is None:
         return '<td class="null">null</td>'
-    return f'<td class="num">{escape(str(value))}</td>' if numeric else f"<td>{escape(str(value))}</td>"
+    return (
+        f'<td class="num">{escape(str(value))}</td>'
+        if numeric
+        else f"<td>{escape(str(value))}</td>"
+    )
 
 
 def _data_table(items: Sequence[GetUsageResultItem], columns: Columns) -> str:
@@ -269,7 +274,7 @@ def render_report(
     generated_at: dt.datetime | None = None,
 ) -> str:
     """The whole page, as text (write it as UTF-8)."""
-    generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
+    generated_at = (generated_at or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     key = columns.group_by[0] if columns.group_by else None
     series, buckets = _stack(items, key)
     total = sum_costs(item.cost for item in items)
