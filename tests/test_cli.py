@@ -13,9 +13,11 @@ import pty
 import re
 import select
 import socket
+import stat
 import struct
 import subprocess
 import termios
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -187,6 +189,36 @@ def test_a_failed_call_leaves_no_output_file(local: LocalServer, tmp_path: Path)
     result = run("--server-url", local.url, "--format", "json", "-o", str(target))
     assert result.code == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_named_pipe_is_written_in_place_not_replaced(local: LocalServer, tmp_path: Path) -> None:
+    local.script({"json": ITEMS})
+    pipe = tmp_path / "usage.pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    result = run("--server-url", local.url, *QUERY, "--format", "csv", "-o", str(pipe))
+    reader.join(timeout=30)
+    assert (result.code, result.err) == (0, "")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still a pipe (as /dev/null stays a device)
+    assert received[0].startswith(",".join(COLUMNS).encode() + b"\r\n")
+
+
+def test_a_link_is_followed_and_a_files_permissions_kept(
+    local: LocalServer, tmp_path: Path
+) -> None:
+    local.script({"json": ITEMS})
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "usage.json"
+    link.symlink_to(real)
+    result = run("--server-url", local.url, *QUERY, "--format", "json", "-o", str(link))
+    assert (result.code, result.err) == (0, "")
+    assert link.is_symlink()
+    assert json.loads(real.read_text()) == expected_records(ITEMS)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
 
 
 # -- what is sent

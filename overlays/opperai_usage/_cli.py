@@ -214,17 +214,28 @@ def _time_range(args: argparse.Namespace, now: dt.datetime) -> tuple[object, obj
 
 
 def _check_output(path: Path | None, flag: str) -> Path | None:
-    """`path` if it can be written (checked before anything is sent); `None` for stdout."""
+    """Where `path` leads (symbolic links followed), if it can be written; checked before
+    anything is sent. `None` (and `-`) is standard output."""
     if path is None or str(path) == "-":
         return None
-    parent = path.parent if str(path.parent) else Path()
-    if path.is_dir():
-        raise UsageError(f"{flag} {str(path)!r} is a folder, not a file")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {str(path)!r}: the folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"{flag} {str(path)!r} cannot be written (permission denied)")
-    return path
+    target = Path(os.path.realpath(path))
+    shown = str(path)
+    if target.is_dir():
+        raise UsageError(f"{flag} {shown!r} is a folder, not a file")
+    if not target.parent.is_dir():
+        raise UsageError(f"{flag} {shown!r}: the folder {str(path.parent)!r} does not exist")
+    writable = os.access(target, os.W_OK) if target.exists() else True
+    if _replaceable(target):  # written next to it first, then renamed over it
+        writable = writable and os.access(target.parent, os.W_OK)
+    if not writable:
+        raise UsageError(f"{flag} {shown!r} cannot be written (permission denied)")
+    return target
+
+
+def _replaceable(target: Path) -> bool:
+    """A new file or a regular one is replaced whole; anything else (/dev/null, a named pipe)
+    is written in place, never replaced."""
+    return not target.exists() or target.is_file()
 
 
 # -- errors, one line each
@@ -301,14 +312,21 @@ def _show_warning(
 # -- output
 
 
-def _write_file(path: Path, write: Callable[[IO[str]], object]) -> None:
-    """Write through a temporary file in the same folder, then rename it into place: a reader
-    (a loader watching the folder) never sees half a file, and a failure leaves none."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_file(target: Path, write: Callable[[IO[str]], object]) -> None:
+    """Write a regular file through a temporary one in the same folder, renamed over it at the
+    end (keeping its permissions): a reader never sees half a file, and a failure leaves none.
+    A device or a named pipe is written in place."""
+    if not _replaceable(target):
+        with target.open("w", encoding="utf-8", newline="") as out:
+            write(out)
+        return
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with temporary.open("w", encoding="utf-8", newline="") as out:
             write(out)
-        os.replace(temporary, path)
+        if target.exists():
+            shutil.copymode(target, temporary)
+        os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -369,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
     columns = columns_for((), fields, group_by)  # a key used twice is refused here
     output = _check_output(args.output, "--output")
     report = _check_output(args.html, "--html")
-    if output is not None and report is not None and output.resolve() == report.resolve():
+    if output is not None and output == report:
         raise UsageError("--output and --html name the same file")
     if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
         raise UsageError(
