@@ -9,8 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import API_KEY, ROOT
+from conftest import API_KEY
 
+ROOT = Path(__file__).resolve().parent.parent
 #: The console script, next to this interpreter (the package is installed into the test venv).
 SCRIPT = Path(sys.executable).parent / "opper-usage"
 MODULE = [sys.executable, "-m", "opperai_usage"]

@@ -26,8 +26,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from command_line import MODULE, SCRIPT, environment, run
-from conftest import API_KEY, ITEMS, ROOT, LocalServer
+from command_line import MODULE, ROOT, SCRIPT, environment, run
+from conftest import API_KEY, ITEMS, LocalServer
 from opperai_usage._query import build_query
 
 QUERY = ["--group-by", "model", "--group-by", "project.name", "--field", "total_tokens"]
@@ -379,6 +379,14 @@ def test_api_errors_exit_1_in_one_line(
     assert result.code == 1
     assert result.stdout == b""
     assert result.err == f"opper-usage: {expected} (request id req_cli_0123)\n"
+
+
+def test_an_answer_that_does_not_fit_the_spec_exits_1(local: LocalServer) -> None:
+    local.script({"json": [{"time_bucket": "2026-11-01T00:00:00Z", "cost": 0.5}]})
+    result = run("--server-url", local.url, "--format", "csv")
+    assert (result.code, result.stdout) == (1, b"")
+    assert result.err.startswith("opper-usage: ResponseValidationError: status 200: ")
+    assert "'cost'" in result.err and result.err.count("\n") == 1
 
 
 def test_the_key_never_shows_even_when_the_server_echoes_it(local: LocalServer) -> None:

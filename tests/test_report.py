@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from command_line import run
-from conftest import ROOT, LocalServer
+from command_line import ROOT, run
+from conftest import LocalServer
 
 ARTIFACTS = ROOT / ".artifacts"
 CHROMIUM_FLAGS = [
