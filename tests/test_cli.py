@@ -386,7 +386,8 @@ def test_an_answer_that_does_not_fit_the_spec_exits_1(local: LocalServer) -> Non
     result = run("--server-url", local.url, "--format", "csv")
     assert (result.code, result.stdout) == (1, b"")
     assert result.err.startswith("opper-usage: ResponseValidationError: status 200: ")
-    assert "'cost'" in result.err and result.err.count("\n") == 1
+    assert "'cost'" in result.err
+    assert result.err.count("\n") == 1
 
 
 def test_the_key_never_shows_even_when_the_server_echoes_it(local: LocalServer) -> None:
