@@ -42,6 +42,11 @@ TEST_DEPS = [
     "psutil>=5.9",
     "tomli>=2; python_version < '3.11'",
     "pytest-timeout>=2.3",
+    # DataFrames (the `pandas` and `polars` extras) and the HTML report in a real browser:
+    # Playwright drives Debian's chromium (`_ensure_chromium`), never a browser of its own.
+    "pandas>=2",
+    "polars>=1",
+    "playwright>=1.49",
 ]
 
 ROOT = Path(__file__).parent
@@ -152,6 +157,7 @@ def typecheck(session: nox.Session) -> None:
         "types-python-dateutil",
         "types-jsonschema",
         "tomli",  # what tests read pyproject.toml with on 3.10, the Python mypy checks for
+        "pandas-stubs",
     )
     targets = ["overlays/opperai_usage", "tests", "localserver", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
@@ -178,12 +184,36 @@ def _official_python(session: nox.Session) -> str:
     return str(python)
 
 
-def _pytest(session: nox.Session, *args: str) -> None:
+def _ensure_chromium(session: nox.Session) -> str:
+    """Debian's chromium, which the HTML report's tests open pages in (through Playwright, which
+    is never asked to download a browser of its own): `CHROMIUM_BIN` or `chromium` on PATH;
+    else installed with apt-get when this is a Debian-like machine and we are root (as in CI);
+    else a clear error."""
+    found = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium")
+    if found:
+        return found
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.log("installing Debian's chromium for the browser tests (apt-get)")
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", env=apt, external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", "fonts-dejavu-core",
+                    env=apt, external=True)  # fmt: skip
+        found = shutil.which("chromium")
+        if found:
+            return found
+    session.error(
+        "the browser tests need Debian's chromium: `sudo apt-get install chromium` "
+        "(or set CHROMIUM_BIN to a Chromium or Chrome binary)"
+    )
+
+
+def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
     session.install(".[fast]", *TEST_DEPS)
     env = {
         "PRISM_BIN": _install_prism(session),
         "OFFICIAL_PYTHON": _official_python(session),
         "OFFICIAL_SDK": OFFICIAL_SDK,
+        **(env or {}),
     }
     session.run("python", "-m", "pytest", *args, *session.posargs, env=env)
 
@@ -191,7 +221,12 @@ def _pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite, without the slow load tests (`nox -s load` runs those), on each Python."""
-    _pytest(session, "-m", "not load and not coexistence")
+    _pytest(
+        session,
+        "-m",
+        "not load and not coexistence",
+        env={"CHROMIUM_BIN": _ensure_chromium(session)},
+    )
 
 
 @nox.session
@@ -229,14 +264,24 @@ def _local_server(session: nox.Session) -> Iterator[str]:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: the seed's example against a local Opper-compatible server."""
+    """The main job, against a local Opper-compatible server: the seed's example (the library),
+    then the same question asked of the `opper-usage` command, with an HTML report."""
     session.install(".")
+    report = ROOT / ".artifacts" / "demo-report.html"
+    report.parent.mkdir(exist_ok=True)
     with _local_server(session) as url:
         env = {
             "OPPER_SERVER_URL": url,
             "OPPER_HTTP_BEARER": os.environ.get("OPPER_HTTP_BEARER", "demo-key"),
         }
         session.run("python", "examples/demo.py", env=env)
+        session.log("the same usage from the command line, the last 7 days per model:")
+        session.run(
+            "opper-usage", "--server-url", url, "--last", "7d",
+            "--group-by", "model", "--field", "total_tokens", "--html", str(report),
+            env=env,
+        )  # fmt: skip
+    session.log(f"the HTML report of that: {report.as_uri()}")
 
 
 def _wheel_contents(wheel: Path) -> dict[str, str]:

@@ -8,8 +8,8 @@ in both venvs.
 Two ways to run it:
 
 - `_worker.py serve --small FILE --large FILE --server URL`: reads one JSON command a line on
-  stdin (`{"op": "call" | "decode" | "concurrency", "samples": N, ...}`) and answers each with
-  one JSON line, `{"raw": [seconds, ...], "client": [seconds, ...]}`, raw and client timed
+  stdin (`{"op": "call" | "decode" | "csv" | "concurrency", "samples": N, ...}`) and answers
+  each with one JSON line, `{"raw": [seconds, ...], "client": [seconds, ...]}`, raw and client timed
   alternately (the one that goes first alternates too).
 - `_worker.py memory --kind loads|client --body FILE`: in a fresh process, the peak RSS
   growth (bytes) while decoding the body, printed as one JSON line.
@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -118,6 +118,45 @@ def time_pair(pair: MockPair, samples: int, batch: int, young_gc: bool) -> dict[
     )
 
 
+class CsvExport:
+    """`opper-usage --format csv`'s writer on the items of the large answer, against the client's
+    decode of that answer (ours only: the official SDK writes no CSV).
+
+    Each decode is timed with no other items alive (as in the decode figure), and its items are
+    the ones the next write writes.
+    """
+
+    def __init__(self, pair: MockPair, path: Path) -> None:
+        from opperai_usage._export import Columns, write_csv
+
+        self.pair, self.path, self.write_csv = pair, path, write_csv
+        self.columns = Columns(group_by=tuple(GROUP_BY), fields=tuple(FIELDS))
+        self.items: list[Any] = []
+        self.decode()
+        expect(pair.count, self.items)
+
+    def decode(self) -> float:
+        self.items = []  # no other items alive while timing
+        gc.collect()
+        started = time.perf_counter()
+        items = self.pair.call_client()
+        gc.collect(0)
+        elapsed = time.perf_counter() - started
+        self.items = cast("list[Any]", items)
+        return elapsed
+
+    def write(self) -> float:
+        gc.collect()
+        started = time.perf_counter()
+        with self.path.open("w", encoding="utf-8", newline="") as out:
+            self.write_csv(self.items, self.columns, out)
+        gc.collect(0)
+        return time.perf_counter() - started
+
+    def measure(self, samples: int) -> dict[str, list[float]]:
+        return alternate(self.decode, self.write, samples)
+
+
 class Concurrency:
     """`calls` concurrent requests on one async client to the local server, raw and client."""
 
@@ -161,10 +200,16 @@ def serve(small: Path, large: Path, server: str) -> None:
     """Answer timing commands from stdin until it closes."""
     pairs: dict[str, MockPair] = {}
     concurrency: Concurrency | None = None
+    export: CsvExport | None = None
     for line in sys.stdin:
         command = json.loads(line)
         op, samples = command["op"], int(command["samples"])
-        if op in ("call", "decode"):
+        if op == "csv":
+            if export is None:
+                export = CsvExport(MockPair(large.read_bytes()), Path("items.csv").resolve())
+                export.write()  # warm up: the writer's imports, the file's blocks
+            result = export.measure(samples)
+        elif op in ("call", "decode"):
             if op not in pairs:
                 pairs[op] = MockPair((small if op == "call" else large).read_bytes())
                 pairs[op].check()
