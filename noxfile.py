@@ -130,7 +130,7 @@ def drift(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff on everything hand-written."""
     session.install(*LINTERS)
-    paths = ["overlays", "tests", "localserver", "examples", "bench", "noxfile.py"]
+    paths = ["overlays", "tests", "examples", "bench", "noxfile.py"]
     paths = [p for p in paths if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
@@ -149,7 +149,7 @@ def typecheck(session: nox.Session) -> None:
         "types-python-dateutil",
         "types-jsonschema",
     )
-    targets = ["overlays/opperai_usage", "tests", "localserver", "examples", "bench"]
+    targets = ["overlays", "tests", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
 
@@ -197,7 +197,7 @@ def _local_server(session: nox.Session) -> Iterator[str]:
     """Start the local Opper-compatible server on a free loopback port; yield its API URL."""
     python = str(Path(session.bin) / "python")
     proc = subprocess.Popen(
-        [python, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        [python, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
