@@ -357,6 +357,19 @@ def test_the_fixture_is_a_started_server_for_the_key_test(opper_usage_server: Us
         get_usage(opper_usage_server, key="another")
 
 
+def test_code_that_reads_the_environment(
+    opper_usage_server: UsageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's recipe: OPPER_BASE_URL is `base_url`, OPPER_API_KEY the convention."""
+    monkeypatch.delenv("OPPER_HTTP_BEARER", raising=False)
+    monkeypatch.setenv("OPPER_BASE_URL", opper_usage_server.base_url)
+    monkeypatch.setenv("OPPER_API_KEY", "test")
+    with Opper() as opper:
+        assert opper.analytics.get_usage(granularity="year")
+    (request,) = opper_usage_server.requests
+    assert request.path == USAGE
+
+
 def python(code: str) -> str:
     """Run `code` in a fresh interpreter of this venv; its stdout."""
     done = subprocess.run(

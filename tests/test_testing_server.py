@@ -14,6 +14,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -156,6 +157,27 @@ def test_any_token_without_api_key_and_clean_sigint_exit(client: httpx.Client) -
     finally:
         code, out, err = stop(running, signal.SIGINT)
     assert (code, out, err) == (0, "", "")
+
+
+def test_command_line_mistakes_exit_with_a_message() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        cases = {
+            ("--port", port): (1, f"cannot listen on 127.0.0.1:{port}: "),
+            ("--now", "yesterday"): (2, "error: argument --now: not a date or time: 'yesterday'"),
+            ("--api-key", " "): (2, "error: --api-key: must not be empty"),
+            ("--seed", "x"): (2, "error: argument --seed: invalid int value: 'x'"),
+        }
+        for args, (code, message) in cases.items():
+            done = subprocess.run(
+                [sys.executable, "-m", "opperai_usage.testing", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert (done.returncode, done.stdout) == (code, ""), args
+            assert f"python -m opperai_usage.testing: {message}" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
 
 
 def test_invalid_granularity_is_fastapi_422(client: httpx.Client) -> None:

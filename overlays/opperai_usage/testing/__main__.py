@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
+    if args.api_key is not None and not args.api_key.strip():
+        parser.error("--api-key: must not be empty (leave it out to accept any key)")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

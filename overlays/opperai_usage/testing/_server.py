@@ -69,7 +69,8 @@ class UsageServer:
 
     `now` fixes the moment the server takes as now (an aware datetime; naive is UTC): the data
     set ends with that day and a query without dates asks about that month, so its answers
-    never change. By default it is the clock's.
+    never change. By default it is the clock's. `host` and `port` say where to listen (by
+    default a free port on 127.0.0.1); `verbose` logs every request to stderr.
     """
 
     def __init__(
@@ -83,13 +84,15 @@ class UsageServer:
         port: int = 0,
         verbose: bool = False,
     ) -> None:
+        if type(seed) is not int:
+            raise TypeError(f"seed: must be an int, got {seed!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise ValueError("api_key: must be a non-empty str, or None to accept any bearer")
         if now is not None and not isinstance(now, datetime):
             raise TypeError(f"now: must be a datetime, got {type(now).__name__}")
         if type(events) is not int or events < 0:
             raise ValueError(f"events: must be an int >= 0, got {events!r}")
-        self._seed, self._events, self._host, self._port = seed, events, host, port
+        self._seed, self._host, self._port = seed, host, port
         now = None if now is None else now.replace(tzinfo=now.tzinfo or UTC).astimezone(UTC)
         self._state = State()
         self._context = Context(
@@ -119,10 +122,12 @@ class UsageServer:
         self._base_url = f"http://{host}:{port}"
         wake_reader, wake_writer = socket.socketpair()
         acceptor = threading.Thread(
-            target=self._accept, args=(listener, wake_reader), name=f"UsageServer:{port}"
+            target=self._accept,
+            args=(listener, wake_reader),
+            name=f"UsageServer:{port}",
+            daemon=True,
         )
         self._listening = _Listening(listener, wake_reader, wake_writer, acceptor)
-        acceptor.daemon = True
         acceptor.start()
         return self
 
@@ -272,7 +277,7 @@ class UsageServer:
         thread = threading.Thread(
             target=self._handle,
             args=(connection, address),
-            name=f"UsageServer:{address[1]}",
+            name=f"UsageServer:{connection.getsockname()[1]} from {address[1]}",
             daemon=True,
         )
         with self._lock:
