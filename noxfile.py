@@ -138,7 +138,7 @@ def drift(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff on everything hand-written."""
     session.install(*LINTERS)
-    paths = ["overlays", "tests", "localserver", "examples", "bench", "noxfile.py"]
+    paths = ["overlays", "tests", "examples", "bench", "noxfile.py"]
     paths = [p for p in paths if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
@@ -159,7 +159,7 @@ def typecheck(session: nox.Session) -> None:
         "tomli",  # what tests read pyproject.toml with on 3.10, the Python mypy checks for
         "pandas-stubs",
     )
-    targets = ["overlays/opperai_usage", "tests", "localserver", "examples", "bench"]
+    targets = ["overlays", "tests", "examples", "bench"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
 
@@ -248,7 +248,7 @@ def _local_server(session: nox.Session) -> Iterator[str]:
     """Start the local Opper-compatible server on a free loopback port; yield its API URL."""
     python = str(Path(session.bin) / "python")
     proc = subprocess.Popen(
-        [python, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        [python, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -131,9 +131,9 @@ def clean_env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
-    """`python -m localserver` on a free loopback port; yields its API URL (…/v2)."""
+    """`python -m opperai_usage.testing` on a free loopback port; yields its API URL (…/v2)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

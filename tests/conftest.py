@@ -29,7 +29,8 @@ API_KEY = "test-key-0123456789abcdef"
 
 @dataclass
 class LocalServer:
-    """The local server: `url` is what `server_url` takes; the rest drives its fault script."""
+    """A server run as a process: `url` is what `server_url` takes; the rest drives its fault
+    script over HTTP (the JSON form of `UsageServer.enqueue`, `/_control/` in the README)."""
 
     base: str
 
@@ -92,9 +93,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[LocalServer]:
-    """The local Opper-compatible server (python -m localserver), once per test run."""
+    """The testing kit's server as a process of its own (`python -m opperai_usage.testing`),
+    once per test run, scripted and inspected over HTTP (`/_control/`)."""
     proc, base = _start(
-        [sys.executable, "-m", "localserver", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0"],
         lambda line: (
             line.strip().removeprefix("listening on ") if line.startswith("listening on ") else None
         ),

@@ -29,7 +29,7 @@ KEY = "sk-credentials-0123456789abcdef"
 def keyed() -> Iterator[LocalServer]:
     """A local server process that accepts `KEY` only."""
     proc, base = _start(
-        [sys.executable, "-m", "localserver", "--port", "0", "--api-key", KEY],
+        [sys.executable, "-m", "opperai_usage.testing", "--port", "0", "--api-key", KEY],
         lambda line: line.strip().removeprefix("listening on ") if "listening on" in line else None,
         timeout=30,
     )

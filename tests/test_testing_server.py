@@ -1,7 +1,8 @@
-"""The local Opper-compatible server, tested as a real subprocess over real HTTP.
+"""The testing kit's server run as a process (`python -m opperai_usage.testing`), over HTTP.
 
-Other tests trust this server to behave like the API and to fault exactly as scripted,
-so these pin both: the API's answers and error shapes, and every `/_control/` action.
+Other tests (ours and users') trust this server to behave like the API and to fault exactly
+as scripted, so these pin both: the API's answers and error shapes, and every `/_control/`
+action. `test_testing_kit.py` tests the Python API of the same server.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from localserver.dataset import generate
+from opperai_usage.testing import UsageServer
 
 UTC = timezone.utc
 
@@ -55,9 +57,18 @@ class Running:
 
 
 def start(*args: str) -> Running:
-    """Start `python -m localserver --port 0` and wait (at most 10 s) for its ready line."""
+    """Start `python -m opperai_usage.testing --port 0`; wait (at most 10 s) for its ready line."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "localserver", "--host", "127.0.0.1", "--port", "0", *args],
+        [
+            sys.executable,
+            "-m",
+            "opperai_usage.testing",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -148,6 +159,27 @@ def test_any_token_without_api_key_and_clean_sigint_exit(client: httpx.Client) -
     assert (code, out, err) == (0, "", "")
 
 
+def test_command_line_mistakes_exit_with_a_message() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        cases = {
+            ("--port", port): (1, f"cannot listen on 127.0.0.1:{port}: "),
+            ("--now", "yesterday"): (2, "error: argument --now: not a date or time: 'yesterday'"),
+            ("--api-key", " "): (2, "error: --api-key: must not be empty"),
+            ("--seed", "x"): (2, "error: argument --seed: invalid int value: 'x'"),
+        }
+        for args, (code, message) in cases.items():
+            done = subprocess.run(
+                [sys.executable, "-m", "opperai_usage.testing", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert (done.returncode, done.stdout) == (code, ""), args
+            assert f"python -m opperai_usage.testing: {message}" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+
+
 def test_invalid_granularity_is_fastapi_422(client: httpx.Client) -> None:
     response = client.get(USAGE, params={"granularity": "week"})
     assert response.status_code == 422
@@ -180,16 +212,25 @@ def test_every_bad_parameter_is_listed(client: httpx.Client) -> None:
     assert detail[0]["msg"] == "Input should be a valid datetime or date, invalid character in year"
 
 
-def test_data_set_is_deterministic_per_seed_and_day() -> None:
-    today = datetime(2026, 11, 27, 15, tzinfo=UTC)
-    events = generate(7, 500, today)
-    assert events == generate(7, 500, today) != generate(8, 500, today)
-    assert events[0].timestamp >= datetime(2026, 9, 29, tzinfo=UTC)
-    assert events[-1].timestamp < datetime(2026, 11, 28, tzinfo=UTC)
-    assert all(
-        e.metadata["total_tokens"] == e.metadata["prompt_tokens"] + e.metadata["completion_tokens"]
-        for e in events
-    )
+def test_now_fixes_the_data_and_the_default_month() -> None:
+    """`--now`: the 60 days of data end with that day, and no dates means that month."""
+    running = start("--seed", "5", "--now", "2026-02-10T15:00:00Z")
+    try:
+        with httpx.Client(base_url=running.url, timeout=5) as http:
+            auth = {"Authorization": "Bearer any"}
+            params = {**WIDE, "granularity": "day", "group_by": "model"}
+            days = items(http.get(USAGE, params=params, headers=auth))
+            assert days[0]["time_bucket"] == "2025-12-13T00:00:00Z"
+            assert days[-1]["time_bucket"] == "2026-02-10T00:00:00Z"
+            month = items(http.get(USAGE, params={"granularity": "month"}, headers=auth))
+            assert [row["time_bucket"] for row in month] == ["2026-02-01T00:00:00Z"]
+        # the same seed and moment in this process: the same answers
+        now = datetime(2026, 2, 10, 15, tzinfo=UTC)
+        with UsageServer(seed=5, now=now) as same, httpx.Client(base_url=same.base_url) as http:
+            assert items(http.get(USAGE, params=params, headers=auth)) == days
+    finally:
+        code, out, err = stop(running, signal.SIGTERM)
+    assert (code, out, err) == (0, "", "")
 
 
 def test_dates_accept_z_offsets_naive_and_date_only(client: httpx.Client) -> None:
@@ -300,6 +341,13 @@ def test_exploded_lists_are_percent_decoded_and_raw_query_recorded(client: httpx
         assert (row["a b"], row["ä,&="]) == (None, None)
     [record] = client.get("/_control/requests").json()
     assert (record["method"], record["path"], record["raw_query"]) == ("GET", USAGE, raw)
+    assert record["query"] == {
+        "fields": ["total_tokens", "completion_tokens"],
+        "group_by": ["a b", "ä,&="],
+        "granularity": ["year"],
+        "unknown": ["1"],
+        "from_date": ["2000-01-01T00:00:00+02:00"],
+    }
 
 
 def test_defaults_cover_the_current_month(client: httpx.Client) -> None:
@@ -424,13 +472,43 @@ def test_reset_clears_queue_and_records(client: httpx.Client) -> None:
     assert client.get("/_control/requests").json() == []
 
 
-def test_bad_scripts_and_unknown_paths_are_refused(client: httpx.Client) -> None:
-    for payload in ({"status": 500}, [{"stauts": 500}], [{"delay_ms": -1}], [{"items": True}]):
-        assert client.post("/_control/script", json=payload).status_code == 400
-    missing = client.get("/v2/analytics/other")
-    assert missing.status_code == 404
-    assert missing.json()["type"] == "NotFoundError"
-    items(client.get(USAGE))  # nothing was queued
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"status": 500}, "expected a JSON array of action objects"),
+        ([{"stauts": 500}], "unknown action key 'stauts' (known: status, json, body, "),
+        ([{"delay_ms": -1}], "delay_ms: must be a number of milliseconds >= 0, got -1"),
+        ([{"items": True}], "items: must be a count (an int >= 0), got True"),
+        ([{"status": 700.0}], "status: must be an HTTP status from 200 to 999, got 700.0"),
+        ([{"headers": {"Retry-After": 2}}], "headers: the value of 'Retry-After' must be a str"),
+        ([{"drop": True, "status": 500}], "drop: closes the connection without answering"),
+        ([{}, {"json": {}, "body": "x"}], "json and body: give one of them, not both"),
+    ],
+)
+def test_bad_scripts_are_refused_whole(client: httpx.Client, payload: Any, error: str) -> None:
+    refused = client.post("/_control/script", json=payload)
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith(error)
+    assert client.get(USAGE).json() == client.get(USAGE).json()  # nothing was queued
+    assert client.get("/_control/stats").json()["requests"] == 2
+
+
+def test_other_paths_are_not_found_and_recorded(client: httpx.Client) -> None:
+    script(client, {"status": 500})
+    for method, path in (("GET", "/v2/analytics/other"), ("POST", USAGE), ("GET", "/_control/x")):
+        missing = client.request(method, path)
+        assert missing.status_code == 404
+        assert missing.json() == {
+            "type": "NotFoundError",
+            "message": "The resource was not found",
+            "detail": f"No route for {method} {path}",
+        }
+    recorded = client.get("/_control/requests").json()
+    assert [(r["method"], r["path"]) for r in recorded] == [
+        ("GET", "/v2/analytics/other"),
+        ("POST", USAGE),
+    ]
+    assert client.get(USAGE).status_code == 500  # only usage requests use up the script
 
 
 def test_concurrent_keepalive_connections_leave_no_threads(server: Running) -> None:

@@ -1,8 +1,8 @@
-"""The server's in-memory usage events: seeded, realistic and anchored to today.
+"""The server's in-memory usage events: seeded, realistic and anchored to a day.
 
-The set depends only on the seed, the size and the current UTC day, so two servers
-started on the same day with the same seed answer every query identically, and the
-current month always holds events (the window includes the whole of today).
+The set depends only on the seed, the size and the day it ends with (today, unless the server
+is given `now=`), so two servers with the same seed on the same day answer every query
+identically, and the current month always holds events (the window includes that whole day).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from localserver.dataset import Event
+from ._dataset import Event
 
 UTC = timezone.utc
 

@@ -1,0 +1,78 @@
+"""`python -m opperai_usage.testing`: the local usage server as a process, until SIGTERM or
+SIGINT. It prints `listening on http://HOST:PORT` once it accepts connections; other processes
+script and inspect it over HTTP under `/_control/` (see the README, "Testing your code")."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from datetime import datetime
+from types import FrameType
+
+from ._aggregate import parse_datetime
+from ._dataset import DEFAULT_EVENTS, DEFAULT_SEED
+from ._server import UsageServer
+
+
+def _moment(text: str) -> datetime:
+    parsed = parse_datetime(text)
+    if isinstance(parsed, str):
+        raise argparse.ArgumentTypeError(f"not a date or time: {text!r} ({parsed})")
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments and serve until SIGTERM or SIGINT; exit status 0."""
+    parser = argparse.ArgumentParser(
+        prog="python -m opperai_usage.testing",
+        description="A local, Opper-compatible usage-analytics server for tests and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--api-key",
+        help="the only bearer token accepted (default: any); other users of this machine can "
+        "read it in the process list, so use a test key",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="data set size")
+    parser.add_argument(
+        "--now",
+        type=_moment,
+        help="the moment taken as now (ISO 8601), so answers never change (default: the clock)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+    if args.api_key is not None and not args.api_key.strip():
+        parser.error("--api-key: must not be empty (leave it out to accept any key)")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server = UsageServer(
+            seed=args.seed,
+            api_key=args.api_key,
+            now=args.now,
+            events=args.events,
+            host=args.host,
+            port=args.port,
+            verbose=args.verbose,
+        ).start()
+    except ValueError as problem:
+        parser.error(str(problem))
+    except OSError as problem:
+        parser.exit(1, f"{parser.prog}: cannot listen on {args.host}:{args.port}: {problem}\n")
+    with server:
+        print(f"listening on {server.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""The HTTP side of one connection: routing, bearer auth, scripted answers and faults.
+
+Each request to the usage endpoint uses up the next scripted answer, if one is queued (a
+delay, a dropped connection, a canned answer, a truncated or dribbled body, made-up items);
+otherwise it gets the real answer from the data set. `/_control/` lets another process script
+and inspect a server run with `python -m opperai_usage.testing`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs
+
+from ._aggregate import Aggregator, QueryError, parse_query, synthetic_items
+from ._script import JSON, Scripted, from_action
+from ._state import REDACTED, RecordedRequest, State
+
+UTC = timezone.utc
+
+USAGE_PATH = "/v2/analytics/usage"
+CONTROL = "/_control/"
+_UNAUTHORIZED = {
+    "type": "UnauthorizedError",
+    "message": "The request is unauthorized",
+    "detail": "Missing or invalid bearer token",
+}
+_NO_ANSWER = Scripted()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every connection of one server shares."""
+
+    state: State
+    aggregator: Aggregator
+    api_key: str | None
+    now: datetime | None  # None: the clock
+    verbose: bool
+    stopping: threading.Event  # set when the server closes: waits end early
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class UsageHandler(BaseHTTPRequestHandler):
+    """One connection: keep-alive HTTP/1.1, always with a Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without this, each answer waits ~40 ms for the
+    # client's delayed ACK.
+    disable_nagle_algorithm = True
+    timeout = 120  # end idle keep-alive connections, and their threads, in the end
+
+    def __init__(
+        self, connection: socket.socket, address: tuple[str, int], context: Context
+    ) -> None:
+        self.context = context
+        # Run by the server's own accept loop, not socketserver: nothing reads `.server`.
+        super().__init__(connection, address, None)  # type: ignore[arg-type]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet unless verbose: load tests make tens of thousands of requests."""
+        if self.context.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        """Route a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        """Route a POST."""
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "Bad Content-Length")
+            return
+        try:
+            body = self.rfile.read(length)
+            path, _, raw_query = self.path.partition("?")
+            if path.startswith(CONTROL):
+                self._control(path, body)
+            else:
+                self._api(path, raw_query)
+        except OSError:  # the client went away mid-answer: nothing left to tell it
+            self.close_connection = True
+
+    def _control(self, path: str, body: bytes) -> None:
+        state = self.context.state
+        route = (self.command, path.removeprefix(CONTROL))
+        if route == ("POST", "script"):
+            try:
+                payload = json.loads(body or b"null")
+                if not isinstance(payload, list):
+                    raise ValueError("expected a JSON array of action objects")
+                queued = state.enqueue([from_action(action) for action in payload])
+            except ValueError as problem:  # JSONDecodeError is a ValueError too
+                self._send(400, _json({"error": str(problem)}), JSON)
+            else:
+                self._send(200, _json({"queued": queued}), JSON)
+        elif route == ("POST", "reset"):
+            state.reset()
+            self._send(200, _json({"ok": True}), JSON)
+        elif route == ("GET", "stats"):
+            self._send(200, _json(state.stats()), JSON)
+        elif route == ("GET", "requests"):
+            self._send(200, _json([record.to_json() for record in state.records()]), JSON)
+        else:
+            self._not_found(path)
+
+    def _api(self, path: str, raw_query: str) -> None:
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if "authorization" in headers:
+            headers["authorization"] = REDACTED
+        query = parse_qs(raw_query, keep_blank_values=True)
+        record = RecordedRequest(self.command, path, query, headers, raw_query)
+        is_usage = (self.command, path) == ("GET", USAGE_PATH)
+        answer = self.context.state.record(record, scripted=is_usage) or _NO_ANSWER
+        if not is_usage:
+            self._not_found(path)
+            return
+        if answer.delay and self.context.stopping.wait(answer.delay):
+            answer = Scripted(drop=True)  # the server is closing: do not keep it waiting
+        if answer.drop:
+            self._drop()
+            return
+        status, body, content_type, extra = self._answer(answer, raw_query)
+        extra.update(answer.headers)
+        self._send(
+            status,
+            body,
+            answer.content_type or content_type,
+            extra,
+            truncate=answer.truncate,
+            dribble=answer.dribble,
+        )
+
+    def _answer(self, answer: Scripted, raw_query: str) -> tuple[int, bytes, str, dict[str, str]]:
+        """The canned, made-up or real answer to one usage request."""
+        if answer.canned is not None:
+            status, body, content_type = answer.canned
+            return status, body, content_type, {}
+        if answer.items is not None:
+            return 200, synthetic_items(answer.items), JSON, {}
+        if not self._authorized():
+            return 401, _json(_UNAUTHORIZED), JSON, {"WWW-Authenticate": "Bearer"}
+        try:
+            query = parse_query(raw_query, self.context.now or datetime.now(UTC))
+        except QueryError as error:
+            return error.status, _json(error.body), JSON, {}
+        return 200, self.context.aggregator.encoded(query), JSON, {}
+
+    def _authorized(self) -> bool:
+        """A bearer token is present, and is the server's key if it has one."""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        token, key = token.strip(), self.context.api_key
+        if scheme.lower() != "bearer" or not token:
+            return False
+        return key is None or hmac.compare_digest(token.encode(), key.encode())
+
+    def _not_found(self, path: str) -> None:
+        body = {
+            "type": "NotFoundError",
+            "message": "The resource was not found",
+            "detail": f"No route for {self.command} {path}",
+        }
+        self._send(404, _json(body), JSON)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        truncate: bool = False,
+        dribble: float = 0,
+    ) -> None:
+        """Write one answer; `truncate` and `dribble` (seconds a byte) are the body faults."""
+        merged = {"content-type": ("Content-Type", content_type)}
+        merged["x-request-id"] = ("x-request-id", f"req_{secrets.token_hex(8)}")
+        for name, value in (headers or {}).items():
+            merged[name.lower()] = (name, value)
+        merged["content-length"] = ("Content-Length", str(len(body)))
+        self.send_response(status)
+        for name, value in merged.values():
+            self.send_header(name, value)
+        self.end_headers()
+        if truncate:
+            body = body[: len(body) // 2]
+        if dribble:
+            for index in range(len(body)):
+                if index and self.context.stopping.wait(dribble):
+                    break
+                self.wfile.write(body[index : index + 1])
+        else:
+            self.wfile.write(body)
+        if truncate or self.context.stopping.is_set():
+            self._drop()
+
+    def _drop(self) -> None:
+        """Close the connection at once, so the client sees a disconnect."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
