@@ -381,8 +381,13 @@ def python(code: str) -> str:
 def test_the_kit_is_imported_only_when_asked_for() -> None:
     loaded = "import sys; print(sorted(m for m in sys.modules if m.startswith({!r})))"
     assert python(f"import opperai_usage; {loaded.format('opperai_usage.testing')}") == "[]"
-    plugin = f"import _opperai_usage_pytest; {loaded.format('opperai_usage')}"
-    assert python(plugin) == "[]"  # the plugin costs pytest runs nothing but itself
+    plugin = f"import opperai_usage._pytest_plugin; {loaded.format('opperai_usage')}"
+    # the plugin costs pytest runs nothing but itself and the package's empty __init__
+    assert (
+        python(plugin)
+        == "['opperai_usage', 'opperai_usage._pytest_plugin', 'opperai_usage._version']"
+    )
+    assert python(f"import opperai_usage._pytest_plugin; {loaded.format('httpx')}") == "[]"
 
 
 def readme_example() -> str:
@@ -427,7 +432,8 @@ def test_the_fixtures_scope_and_cost(tmp_path: Path) -> None:
         "import socket, sys\n"
         "seen = []\n"
         "def test_nothing_is_imported_before_a_fixture_is_asked_for():\n"
-        "    assert 'opperai_usage' not in sys.modules\n"
+        "    assert 'httpx' not in sys.modules\n"
+        "    assert 'opperai_usage.testing' not in sys.modules\n"
         "def test_one(opper_usage_server, opper_usage_server_session):\n"
         "    seen.append((opper_usage_server, opper_usage_server_session))\n"
         "def test_two(opper_usage_server, opper_usage_server_session):\n"

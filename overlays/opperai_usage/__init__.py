@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._client import InsecureTransportWarning, Opper
 from ._version import __version__
 
 if TYPE_CHECKING:
     from . import errors, models, types, utils
+    from ._client import InsecureTransportWarning, Opper
     from ._frames import to_pandas, to_polars
 
 __all__ = [
@@ -30,15 +30,22 @@ __all__ = [
     "utils",
 ]
 _SUBMODULES = frozenset({"errors", "models", "types", "utils"})
-#: Functions whose module is loaded on first use; pandas and polars only when they are called.
-_LAZY_FUNCTIONS = {"to_pandas": "._frames", "to_polars": "._frames"}
+#: Names whose module is loaded on first use (PEP 562): `Opper` brings in httpx, the submodules
+#: the generated package and attrs, `to_pandas`/`to_polars` pandas or polars when called. So
+#: `import opperai_usage` alone (as the pytest plugin's import does) loads nothing more.
+_LAZY_NAMES = {
+    "Opper": "._client",
+    "InsecureTransportWarning": "._client",
+    "to_pandas": "._frames",
+    "to_polars": "._frames",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """`opperai_usage.errors` and the like, loaded on first use (PEP 562): they bring in the
-    generated package and attrs, which `from opperai_usage import Opper` alone does not need."""
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
-    if name in _LAZY_FUNCTIONS:
-        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name], __name__), name)
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name], __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,8 @@
 """The pytest plugin of opperai-usage: the `opper_usage_server` fixtures.
 
 pytest loads it through the `pytest11` entry point in every run of every project that has
-opperai-usage installed, so it lives outside the `opperai_usage` package: importing a module
-of the package would import the package (and httpx) first, tens of milliseconds spent even in
-runs that never ask for the fixture. It imports only pytest; the server is imported when a test
+opperai-usage installed, so it must cost next to nothing: it imports only pytest (the package's
+`__init__` loads nothing until a name is asked for), and the server is imported when a test
 asks for it. `-p no:opperai_usage` turns it off.
 """
 
