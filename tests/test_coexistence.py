@@ -132,8 +132,11 @@ def test_this_package_installs_nothing_under_opperai(installed: tuple[str, Path]
     _, python = installed
     _, changed, files = record(python, "opperai-usage")
     assert changed == []
-    tops = {Path(name).parts[0] for name in files}
+    installed = [name for name in files if not name.startswith("../")]  # not the scripts
+    tops = {Path(name).parts[0] for name in installed}
     assert tops == {"opperai_usage", next(t for t in tops if t.endswith(".dist-info"))}
+    scripts = {Path(name).name for name in files if name.startswith("../")}
+    assert scripts == {"opper-usage"}
     assert any(name.startswith("opperai_usage/_generated/") for name in files)
 
 
