@@ -38,6 +38,7 @@ TEST_DEPS = [
     "openapi-core>=0.19",
     "pyyaml>=6",
     "psutil>=5.9",
+    "trio>=0.25",  # async calls under trio too (through anyio), not only asyncio
 ]
 
 #: The Pythons this package supports (the official SDK 2.x's floor is 3.10); the first one that
