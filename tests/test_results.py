@@ -111,9 +111,9 @@ def test_an_item_is_a_read_only_mapping_of_all_its_keys(usage: Usage) -> None:
     with pytest.raises(KeyError):
         first["nope"]
     with pytest.raises(TypeError, match="read-only"):
-        first["model"] = "other"  # type: ignore[index]
+        first["model"] = "other"
     with pytest.raises(TypeError, match="read-only"):
-        del first["model"]  # type: ignore[attr-defined]
+        del first["model"]
     assert first["model"] == "gpt-4o"
 
 

@@ -164,13 +164,13 @@ def test_policy_does_not_retry_errors_that_would_fail_again() -> None:
         (lambda: BackoffStrategy(1, 5, float("nan"), 1_000), "exponent"),
         (lambda: BackoffStrategy(1, 5, 2.0, 0), "max_elapsed_time"),
         (lambda: BackoffStrategy(1, 5, 2.0, float("inf")), "max_elapsed_time"),
-        (lambda: BackoffStrategy("1", 5, 2.0, 1_000), "initial_interval"),
+        (lambda: BackoffStrategy("1", 5, 2.0, 1_000), "initial_interval"),  # type: ignore[arg-type]
         (lambda: BackoffStrategy(True, 5, 2.0, 1_000), "initial_interval"),
-        (lambda: RetryConfig(None), "strategy"),
-        (lambda: RetryConfig("backoff", {"initial_interval": 1}), "backoff"),
-        (lambda: RetryConfig("backoff", None, "yes"), "retry_connection_errors"),
+        (lambda: RetryConfig(None), "strategy"),  # type: ignore[arg-type]
+        (lambda: RetryConfig("backoff", {"initial_interval": 1}), "backoff"),  # type: ignore[arg-type]
+        (lambda: RetryConfig("backoff", None, "yes"), "retry_connection_errors"),  # type: ignore[arg-type]
         (lambda: RetryConfig("backoff", None, True, -1), "max_retries"),
-        (lambda: RetryConfig("backoff", None, True, 2.5), "max_retries"),
+        (lambda: RetryConfig("backoff", None, True, 2.5), "max_retries"),  # type: ignore[arg-type]
     ],
 )
 def test_retry_settings_are_checked_when_made(make: Any, named: str) -> None:
