@@ -157,7 +157,7 @@ class Connections:
         found = self._loops.get(loop)
         if found is not None:
             return found
-        for other, connections in list(self._loops.items()):
+        for other, connections in self._loops.copy().items():  # other threads' loops add theirs
             if _is_closed(other):
                 self._loops.pop(other, None)
                 connections.finish_here()  # its sockets go with the garbage collector
@@ -179,7 +179,7 @@ class Connections:
             self._client.close()
             _OPEN_CLIENTS.discard(self._client)
         loops, self._loops = self._loops, {}
-        for loop, connections in list(loops.items()):  # finish_here() takes it out of loops
+        for loop, connections in loops.copy().items():  # finish_here() takes it out of loops
             if _is_closed(loop):
                 connections.finish_here()
             else:
@@ -206,7 +206,7 @@ class Connections:
             _OPEN_CLIENTS.discard(self._client)
             self._client = None
         loops, self._loops = self._loops, {}
-        for connections in list(loops.values()):  # finish_here() takes it out of loops
+        for connections in loops.copy().values():  # finish_here() takes it out of loops
             connections.finish_here()
             _ABANDONED.append(connections)
 
