@@ -240,6 +240,9 @@ def test_errors_pickle_and_copy_with_all_a_user_reads(local: LocalServer, case: 
         assert readable(copied) == expected
 
 
+@pytest.mark.filterwarnings(  # 3.12+: forking a process with threads (pytest's, the servers')
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
 @pytest.mark.parametrize("pool", ["ProcessPoolExecutor", "multiprocessing.Pool"])
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_errors_raised_in_worker_processes_arrive_whole(

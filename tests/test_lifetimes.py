@@ -38,6 +38,11 @@ from opperai_usage.models import GetUsageResultItem
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 QUERY: dict[str, Any] = {"granularity": "month", "fields": ["total_tokens"]}
+#: Python 3.12+ warns when a process with threads forks; the test process has some (pytest's
+#: and the test servers'), which the children never use. Forking is what these tests are about.
+FORKING_WITH_THREADS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
 
 
 def open_connections(server: LocalServer) -> list[Any]:
@@ -192,6 +197,7 @@ def _child_calls(opper: Opper, tag: str, calls: int) -> dict[str, Any]:
     return {"sync": sync_ok, "async": async_ok}
 
 
+@FORKING_WITH_THREADS
 def test_forked_children_make_their_own_connections(local: LocalServer) -> None:
     """A client used before `os.fork()`, then by the parent and 4 children at once, each with
     a query of its own: every answer is its own query's; the children open connections of
@@ -257,6 +263,7 @@ def _pool_task(task: int) -> dict[str, Any]:
     return {"task": task, "pid": os.getpid(), **_child_calls(_SHARED, tag, calls=3)}
 
 
+@FORKING_WITH_THREADS
 def test_multiprocessing_fork_workers_share_a_module_level_client(local: LocalServer) -> None:
     """gunicorn --preload, Celery's prefork pool: a client made and used in the parent, then
     4 forked workers using it for 16 tasks, each task with a query of its own."""
@@ -278,6 +285,7 @@ def test_multiprocessing_fork_workers_share_a_module_level_client(local: LocalSe
         _SHARED = None
 
 
+@FORKING_WITH_THREADS
 def test_clients_you_pass_in_are_yours_after_a_fork(local: LocalServer) -> None:
     """Yours stay as given (so their sockets are shared with the parent: make one per process,
     see the README); the ones Opper made are replaced."""
