@@ -47,6 +47,7 @@ TEST_DEPS = [
     "pandas>=2",
     "polars>=1",
     "playwright>=1.49",
+    "trio>=0.25",  # async calls under trio too (through anyio), not only asyncio
 ]
 
 ROOT = Path(__file__).parent

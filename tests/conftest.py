@@ -9,11 +9,14 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +220,77 @@ ITEMS = [
         "project.name": None,
     },
 ]
+
+
+# -- A loopback HTTPS server whose certificate no client trusts (issue 13: TLS failures are
+# not retried; their errors carry no key). Added for that issue, apart from the fixtures above.
+
+
+@dataclass
+class TLSServer:
+    """`url` is what `server_url` takes; `certificate` the PEM file a client may trust;
+    `connections` how many TCP connections it accepted (each one a handshake tried)."""
+
+    url: str
+    certificate: Path
+    accepted: list[int]
+
+    @property
+    def connections(self) -> int:
+        return len(self.accepted)
+
+    def trusting_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's certificate (and only that)."""
+        return ssl.create_default_context(cafile=str(self.certificate))
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
+    """HTTPS on 127.0.0.1 with a self-signed certificate made here (openssl), answering `[]`
+    to whoever completes the handshake."""
+    folder = tmp_path_factory.mktemp("tls")
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    accepted: list[int] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, Any]:
+            raw, address = self.socket.accept()
+            accepted.append(address[1])
+            raw.settimeout(10)
+            return context.wrap_socket(raw, server_side=True), address  # the handshake
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a client that gave up on the handshake
+
+    server = Server(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TLSServer(f"https://127.0.0.1:{server.server_port}/v2", certificate, accepted)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

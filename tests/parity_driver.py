@@ -55,6 +55,7 @@ def outcome(call: Any) -> dict[str, Any]:
         return {
             "error": type(error).__name__,
             "message": str(error),
+            "request_id": error.headers.get("x-request-id"),
             "status": error.status_code,
             "data": None if data is None else [data.type, data.message, data.detail],
         }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from conftest import API_KEY, ITEMS, Recorder, Usage
+from conftest import API_KEY, ITEMS, LocalServer, Recorder, Usage
 from opperai_usage import InsecureTransportWarning, Opper, errors
 from opperai_usage._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
 
@@ -43,7 +46,7 @@ def test_sync_context_manager_closes_its_own_client() -> None:
 def test_async_context_manager_closes_its_own_clients() -> None:
     async def run() -> tuple[httpx.AsyncClient, Opper]:
         async with Opper(http_bearer=API_KEY) as opper:
-            return opper._get_async_client(), opper
+            return (await opper._loop_connections()).client, opper
 
     client, opper = asyncio.run(run())
     assert client.is_closed
@@ -93,17 +96,43 @@ def test_debug_logger_gets_one_line_per_attempt(
     assert all(API_KEY not in line for line in lines)
 
 
-def test_opper_debug_turns_on_the_default_logger(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("OPPER_DEBUG", "1")
-    client = httpx.Client(transport=Recorder(httpx.Response(200, json=[])).transport)
-    with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
-        opper.analytics.get_usage()
-    logging.getLogger("opperai_usage").setLevel(logging.WARNING)
-    err = capsys.readouterr().err
-    assert f"GET {URL}/analytics/usage -> 200 (attempt 1, " in err
-    assert API_KEY not in err
+DEBUG_SCRIPT = """
+import logging, sys
+from opperai_usage import Opper
+from opperai_usage.utils import BackoffStrategy, RetryConfig
+
+url, when = sys.argv[1], sys.argv[2]
+if when == "before":
+    logging.basicConfig()
+elif when == "before-debug":
+    logging.basicConfig(level=logging.DEBUG)
+retries = RetryConfig("backoff", BackoffStrategy(1, 5, 2.0, 5_000), max_retries=1)
+with Opper(http_bearer=sys.argv[3], server_url=url, retry_config=retries) as opper:
+    if when == "after":  # logging configured after the client was made
+        logging.basicConfig()
+    opper.analytics.get_usage()
+"""
+
+
+@pytest.mark.parametrize("logging_setup", ["none", "before", "before-debug", "after"])
+def test_opper_debug_prints_each_line_once(local: LocalServer, logging_setup: str) -> None:
+    """OPPER_DEBUG=1 prints one line per attempt on stderr, once, whether or not (and whenever)
+    the application calls logging.basicConfig(): then its root handler prints the line."""
+    local.script({"status": 503})
+    done = subprocess.run(
+        [sys.executable, "-c", DEBUG_SCRIPT, local.url, logging_setup, API_KEY],
+        env={**os.environ, "OPPER_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    ours = [line for line in done.stderr.splitlines() if "/analytics/usage -> " in line]
+    assert len(ours) == 2, done.stderr
+    assert f"GET {local.url}/analytics/usage -> 503 (attempt 1, " in ours[0]
+    assert f"GET {local.url}/analytics/usage -> 200 (attempt 2, " in ours[1]
+    assert API_KEY not in done.stderr
+    assert local.stats()["requests"] == 2
 
 
 def test_plain_http_to_a_remote_host_warns_once() -> None:

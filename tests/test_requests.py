@@ -3,14 +3,17 @@ arguments rejected before anything is sent."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+from collections import UserList
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import API_KEY, ITEMS, Recorder, Usage
+from conftest import API_KEY, ITEMS, LocalServer, Recorder, Usage
 from opperai_usage import Opper, __version__, errors, models
+from opperai_usage._client import MAX_URL_LENGTH
 
 UTC = dt.timezone.utc
 URL = "http://127.0.0.1:9/v2"
@@ -137,3 +140,89 @@ def test_unknown_argument_is_a_type_error(usage: Usage) -> None:
     with pytest.raises(TypeError, match="limit"):
         usage(server_url=URL, transport=Recorder(httpx.Response(200, json=[])).transport,
               call={"limit": 3})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "value",
+    [("a", "b"), collections.deque(["a", "b"]), UserList(["a", "b"])],
+    ids=["tuple", "deque", "UserList"],
+)
+def test_any_sequence_of_strings_is_a_list(usage: Usage, value: Any) -> None:
+    """What the type says (Sequence[str]) is what is accepted."""
+    assert sent(usage, fields=value).url.query == b"fields=a&fields=b"
+
+
+@pytest.mark.parametrize(
+    "value", [{"a", "b"}, iter(["a"]), b"ab"], ids=["set", "iterator", "bytes"]
+)
+def test_unordered_or_one_shot_collections_are_refused(usage: Usage, value: Any) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError, match=r"^group_by must be a list of strings"):
+        usage(server_url=URL, transport=recorder.transport, call={"group_by": value})
+    assert recorder.requests == []
+
+
+def _group_by_for_url_length(length: int) -> list[str]:
+    """group_by entries that make the request URL exactly `length` characters long."""
+    base = len(f"{URL}/analytics/usage?")
+    entries, size = [], base
+    while size + len("group_by=") + 100 + 1 < length:
+        entries.append("x" * 100)
+        size += len("group_by=") + 100 + 1
+    entries.append("y" * (length - size - len("group_by=")))
+    return entries
+
+
+def test_a_query_too_long_to_send_is_refused_naming_the_parameter(usage: Usage) -> None:
+    """httpx refuses URLs over 65,536 characters with InvalidURL (neither InvalidArgumentError
+    nor httpx.RequestError): refused here first, naming the parameter and the limit."""
+    recorder = Recorder(httpx.Response(200, json=[]))
+    too_long = _group_by_for_url_length(MAX_URL_LENGTH + 1)
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(server_url=URL, transport=recorder.transport, call={"group_by": too_long})
+    assert raised.value.parameter == "group_by"
+    assert str(raised.value).startswith("group_by makes the request URL 65,537 characters long")
+    assert "65,536" in str(raised.value)
+    assert recorder.requests == []
+    at_the_limit = sent(usage, group_by=_group_by_for_url_length(MAX_URL_LENGTH))
+    assert len(str(at_the_limit.url)) == MAX_URL_LENGTH
+
+
+def test_five_thousand_group_by_entries_are_refused_before_sending(local: LocalServer) -> None:
+    """The issue's case, over a real socket: nothing reaches the server."""
+    with (
+        Opper(http_bearer=API_KEY, server_url=local.url) as opper,
+        pytest.raises(errors.InvalidArgumentError, match=r"^group_by makes the request URL"),
+    ):
+        opper.analytics.get_usage(group_by=[f"tag{n}" for n in range(5_000)])
+    assert local.requests() == []
+
+
+def test_extra_headers_that_http_allows_reach_the_server(local: LocalServer) -> None:
+    with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
+        assert opper.analytics.get_usage(http_headers={"X-Trace": "a\tb c ~!"}) is not None
+    (request,) = local.requests()
+    assert request["headers"]["x-trace"] == "a\tb c ~!"
+
+
+@pytest.mark.parametrize(
+    ("headers", "shown"),
+    [
+        ({"X-Trace": "a\nb"}, "U+000A at position 2 of 3"),
+        ({"X-Trace": "é"}, "U+00E9"),
+        ({"X Trace": "a"}, "not a header name"),
+        ({"X-Trace": 5}, "must be a string, not int"),
+        (["X-Trace"], "must map header names to values"),
+    ],
+)
+def test_extra_headers_no_http_header_can_carry_are_refused(
+    local: LocalServer, headers: Any, shown: str
+) -> None:
+    with (
+        Opper(http_bearer=API_KEY, server_url=local.url) as opper,
+        pytest.raises(errors.InvalidArgumentError) as raised,
+    ):
+        opper.analytics.get_usage(http_headers=headers)
+    assert raised.value.parameter == "http_headers"
+    assert shown in str(raised.value)
+    assert local.requests() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import pickle
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -89,3 +90,37 @@ def test_granularity_members() -> None:
     }
     assert models.Granularity.DAY.value == "day"
     assert models.Granularity("hour") is models.Granularity.HOUR
+
+
+def test_an_item_is_a_read_only_mapping_of_all_its_keys(usage: Usage) -> None:
+    """dict(item), iteration, len, `in`, get: time_bucket, cost and the extras alike; so
+    dict(item) is model_dump(), as dict() of the official SDK's pydantic model gives."""
+    first = items(usage)[0]
+    keys = ["time_bucket", "cost", "total_tokens", "model", "project.name"]
+    assert isinstance(first, Mapping)
+    assert list(first) == list(first.keys()) == keys
+    assert len(first) == 5
+    assert dict(first) == first.model_dump()
+    assert first["time_bucket"] == first.time_bucket
+    assert first["cost"] == "0.004200"
+    assert "cost" in first
+    assert "time_bucket" in first
+    assert "nope" not in first
+    assert first.get("nope", 0) == 0
+    assert dict(first.items())["model"] == "gpt-4o"
+    with pytest.raises(KeyError):
+        first["nope"]
+    with pytest.raises(TypeError, match="read-only"):
+        first["model"] = "other"
+    with pytest.raises(TypeError, match="read-only"):
+        del first["model"]
+    assert first["model"] == "gpt-4o"
+
+
+def test_a_list_of_items_is_a_list_of_records(usage: Usage) -> None:
+    """What table libraries take (pandas.DataFrame(items) checks for Mapping records)."""
+    rows = [dict(item) for item in items(usage)]
+    assert [row["model"] for row in rows] == ["gpt-4o", "claude-sonnet-4"]
+    assert {key for row in rows for key in row} == {
+        "time_bucket", "cost", "total_tokens", "model", "project.name"
+    }  # fmt: skip

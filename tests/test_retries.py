@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -152,3 +153,46 @@ def test_policy_does_not_retry_errors_that_would_fail_again() -> None:
     policy = RetryPolicy(DEFAULT_RETRY_CONFIG)
     assert policy.delay(0, 0.0, httpx.UnsupportedProtocol("ftp")) is None
     assert policy.delay(0, 0.0, httpx.RemoteProtocolError("dropped")) is not None
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: BackoffStrategy(-1, 5, 2.0, 1_000), "initial_interval"),
+        (lambda: BackoffStrategy(1, -5, 2.0, 1_000), "max_interval"),
+        (lambda: BackoffStrategy(1, 5, 0, 1_000), "exponent"),
+        (lambda: BackoffStrategy(1, 5, float("nan"), 1_000), "exponent"),
+        (lambda: BackoffStrategy(1, 5, 2.0, 0), "max_elapsed_time"),
+        (lambda: BackoffStrategy(1, 5, 2.0, float("inf")), "max_elapsed_time"),
+        (lambda: BackoffStrategy("1", 5, 2.0, 1_000), "initial_interval"),  # type: ignore[arg-type]
+        (lambda: BackoffStrategy(True, 5, 2.0, 1_000), "initial_interval"),
+        (lambda: RetryConfig(None), "strategy"),  # type: ignore[arg-type]
+        (lambda: RetryConfig("backoff", {"initial_interval": 1}), "backoff"),  # type: ignore[arg-type]
+        (lambda: RetryConfig("backoff", None, "yes"), "retry_connection_errors"),  # type: ignore[arg-type]
+        (lambda: RetryConfig("backoff", None, True, -1), "max_retries"),
+        (lambda: RetryConfig("backoff", None, True, 2.5), "max_retries"),  # type: ignore[arg-type]
+    ],
+)
+def test_retry_settings_are_checked_when_made(make: Any, named: str) -> None:
+    """Where the value is written, not in the middle of a retry (time.sleep(-0.5))."""
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        make()
+    assert raised.value.parameter == named
+    assert str(raised.value).startswith(f"{named} of ")
+
+
+def test_the_backoff_stops_growing_at_max_interval() -> None:
+    """max_retries=None and a long max_elapsed_time: thousands of retries in, the exponent
+    would overflow a float (2.0**1024); the wait is max_interval."""
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(500, 8_000, 2.0, 10**12)))
+    for retries in (10, 1_023, 1_024, 5_000, 10**6):
+        wait = policy.delay(retries, 0.0, response(503))
+        assert wait == 8.0
+    huge = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1, 2_000, 1e300, 10**12)))
+    assert huge.delay(3, 0.0, response(503)) == 2.0
+
+
+def test_max_elapsed_time_applies_only_while_retries_are_on() -> None:
+    assert RetryPolicy(None).max_elapsed_s is None
+    assert RetryPolicy(RetryConfig("none")).max_elapsed_s is None
+    assert RetryPolicy(DEFAULT_RETRY_CONFIG).max_elapsed_s == 60.0

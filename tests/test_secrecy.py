@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LocalServer, Usage
+from conftest import LocalServer, TLSServer, Usage
 from opperai_usage import InsecureTransportWarning, Opper, errors
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
@@ -84,13 +84,14 @@ def test_client_and_configuration_reprs_hide_the_key(
             await opper.analytics.get_usage_async()
             shown = [repr(opper), str(opper), f"{opper!r}", repr(opper.analytics)]
             shown += [pprint.pformat(vars(opper.analytics))]
-            # Every piece of configuration the client holds, the key's holder included.
-            for value in vars(opper).values():
+            # Every piece of configuration the client holds, the key's holder included, and
+            # the httpx clients it made (the async one for this event loop).
+            held = [*vars(opper).values(), *vars(opper._connections).values()]
+            held += [connections.client for connections in opper._connections._loops.values()]
+            for value in held:
                 shown += [repr(value), str(value)]
             clients: list[httpx.Client | httpx.AsyncClient] = [
-                value
-                for value in vars(opper).values()
-                if isinstance(value, httpx.Client | httpx.AsyncClient)
+                value for value in held if isinstance(value, httpx.Client | httpx.AsyncClient)
             ]
             assert len(clients) == 2  # both were made, and are checked
             for client in clients:
@@ -105,52 +106,99 @@ def test_client_and_configuration_reprs_hide_the_key(
 
 
 SAME_ORIGIN_302 = {"status": 302, "headers": {"Location": "/v2/analytics/usage?page=2"}}
-#: (script for the local server, extra options, the error class expected)
-ERROR_CASES: dict[str, tuple[list[dict[str, Any]], Callable[[], dict[str, Any]], type]] = {
+LOOP_302 = {"status": 302, "headers": {"Location": "/v2/analytics/usage"}}
+Options = Callable[[TLSServer], dict[str, Any]]
+
+
+def same(_: TLSServer) -> dict[str, Any]:
+    return {}
+
+
+#: (script for the local server, extra options, the error class expected): every class of
+#: error a call can raise once a request exists (InvalidArgumentError and the closed client's
+#: RuntimeError are raised before: see below).
+ERROR_CASES: dict[str, tuple[list[dict[str, Any]], Options, type]] = {
+    "400": ([{"status": 400, "json": {"detail": "bad range"}}], same, errors.BadRequestError),
     "401": (
         [{"status": 401, "json": {"type": "UnauthorizedError", "detail": "bad key"}}],
-        dict,
+        same,
         errors.UnauthorizedError,
     ),
-    "500": ([{"status": 500, "body": "boom"}] * 2, dict, errors.APIError),
+    "404": ([{"status": 404, "json": {"detail": None}}], same, errors.NotFoundError),
+    "422": ([{"status": 422, "json": {"detail": []}}], same, errors.RequestValidationError),
+    "500": ([{"status": 500, "body": "boom"}] * 2, same, errors.APIError),
     "html-200": (
         [{"body": "<html></html>", "content_type": "text/html"}],
-        dict,
+        same,
         errors.ResponseValidationError,
     ),
+    "200-wrong-shape": ([{"json": [{"cost": 1}]}], same, errors.ResponseValidationError),
     # A redirect not followed: httpx puts the next (authorized) request on the response.
-    "302-not-followed": ([SAME_ORIGIN_302], dict, errors.APIError),
+    "302-not-followed": ([SAME_ORIGIN_302], same, errors.APIError),
     # A redirect followed on the same origin: the first response, and its authorized
     # request, are in the final response's `history`.
     "302-followed-then-500": (
         [SAME_ORIGIN_302, {"status": 500, "body": "boom"}] * 2,
-        lambda: {"follow_redirects": True},
+        lambda _: {"follow_redirects": True},
         errors.APIError,
     ),
-    "dropped": ([{"drop": True}] * 2, dict, httpx.RemoteProtocolError),
-    "read-timeout": ([{"delay_ms": 1_000}] * 2, lambda: {"timeout_ms": 150}, httpx.ReadTimeout),
-    "connection-refused": ([], lambda: {"server_url": closed_port_url()}, httpx.ConnectError),
+    # A redirect loop: httpx's error keeps the next (authorized) request.
+    "too-many-redirects": (
+        [LOOP_302] * 25,
+        lambda _: {"follow_redirects": True},
+        httpx.TooManyRedirects,
+    ),
+    # A 200 that says gzip and is not: httpx's error keeps the request.
+    "gzip-that-is-not": (
+        [{"body": "not gzip at all", "headers": {"Content-Encoding": "gzip"}}],
+        same,
+        httpx.DecodingError,
+    ),
+    "dropped": ([{"drop": True}] * 2, same, httpx.RemoteProtocolError),
+    "read-timeout": ([{"delay_ms": 1_000}] * 2, lambda _: {"timeout_ms": 150}, httpx.ReadTimeout),
+    "over-budget": (
+        [{"body": "[]        ", "dribble_ms": 100}] * 2,
+        lambda _: {"timeout_ms": 300},
+        httpx.ReadTimeout,
+    ),
+    "connection-refused": ([], lambda _: {"server_url": closed_port_url()}, httpx.ConnectError),
+    "tls-untrusted": ([], lambda tls: {"server_url": tls.url}, httpx.ConnectError),
 }
 
 
 @pytest.mark.parametrize("case", list(ERROR_CASES))
-def test_errors_never_carry_the_key(local: LocalServer, mode: str, case: str) -> None:
-    """repr, str, traceback and pickle of every kind of error the client raises."""
+def test_errors_never_carry_the_key(
+    local: LocalServer, tls_server: TLSServer, mode: str, case: str
+) -> None:
+    """repr, str, traceback (with its chained causes) and pickle of every kind of error."""
     script, options, expected = ERROR_CASES[case]
     if script:
         local.script(*script)
-    settings: dict[str, Any] = {"server_url": local.url, "retry_config": FAST, **options()}
+    settings: dict[str, Any] = {
+        "server_url": local.url,
+        "retry_config": FAST,
+        **options(tls_server),
+    }
     with pytest.raises(expected) as raised:
         call(mode, **settings)
     error = raised.value
     assert type(error) is expected
     pickled = pickle.dumps(error)
-    assert_secret_absent(
-        repr(error), str(error), "".join(traceback.format_exception(error)), pickled
-    )
-    restored = pickle.loads(pickled)
+    traceback_text = "".join(traceback.format_exception(error))
+    assert_secret_absent(repr(error), str(error), traceback_text, pickled)
+    for link in chained(error):
+        assert_secret_absent(
+            repr(link), str(link), repr(vars(link)) if hasattr(link, "__dict__") else ""
+        )
+    restored: Any = pickle.loads(pickled)
     assert type(restored) is expected
     assert str(restored) == str(error)
+    if isinstance(error, httpx.RequestError):
+        request: httpx.Request = error.request  # the request the error keeps: redacted
+        assert request.headers["authorization"] == "<redacted>"
+        assert isinstance(restored, httpx.RequestError)
+        assert restored.request.url == request.url
+        assert restored.request.headers["authorization"] == "<redacted>"
     if isinstance(error, errors.OpperError):
         assert isinstance(restored, errors.OpperError)
         response = error.raw_response
@@ -158,6 +206,66 @@ def test_errors_never_carry_the_key(local: LocalServer, mode: str, case: str) ->
         assert restored.raw_response.request.headers["authorization"] == "<redacted>"
         assert restored.raw_response.request.url == response.request.url
         assert restored.status_code == error.status_code
+
+
+def chained(error: BaseException) -> list[BaseException]:
+    """`error` and its causes and contexts, as a formatted traceback shows them."""
+    found: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and len(found) < 10:
+        found.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return found
+
+
+@pytest.mark.parametrize(
+    ("options", "call_options"),
+    [
+        ({"api_key": SECRET[:12] + "\n" + SECRET[12:]}, {}),
+        ({"api_key": SECRET + "\u00a0x"}, {}),
+        ({"api_key": lambda: SECRET[:12] + "\x00" + SECRET[12:]}, {}),
+        ({}, {"http_headers": {"X-Api-Key": SECRET + "\n"}}),
+        ({}, {"http_headers": {"Authorization": f"Bearer {SECRET}\u00e9"}}),
+        ({}, {"group_by": [SECRET] * 2_000}),
+    ],
+    ids=[
+        "key-newline",
+        "key-nbsp",
+        "callable-key-nul",
+        "header-newline",
+        "header-latin1",
+        "too-long",
+    ],
+)
+def test_refused_arguments_never_show_the_key(
+    local: LocalServer, mode: str, options: dict[str, Any], call_options: dict[str, Any]
+) -> None:
+    """Keys and headers no HTTP header can carry, a query too long to send: refused with
+    InvalidArgumentError before anything is sent, never httpx's LocalProtocolError or
+    UnicodeEncodeError (which quote the value)."""
+    settings = {"http_bearer": SECRET, **options, "server_url": local.url}
+
+    def attempt() -> None:
+        if mode == "sync":
+            with Opper(**settings) as opper:
+                opper.analytics.get_usage(**call_options)
+            return
+
+        async def run() -> None:
+            async with Opper(**settings) as opper:
+                await opper.analytics.get_usage_async(**call_options)
+
+        asyncio.run(run())
+
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        attempt()
+    error = raised.value
+    texts = [repr(error), str(error), "".join(traceback.format_exception(error))]
+    for text in texts:
+        assert SECRET[:12] not in text
+        assert SECRET[12:] not in text
+    assert SECRET.encode()[12:] not in pickle.dumps(error)
+    assert local.requests() == []
 
 
 def test_invalid_argument_errors_carry_no_request() -> None:

@@ -34,7 +34,7 @@ class Analytics:
         arguments: Mapping[str, object],
         retries: RetryConfig | Unset | None,
         server_url: str | None,
-        timeout_ms: int | None,
+        timeout_ms: int | float | None,
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, RetryPolicy, float]:
         """Everything before the first byte is sent, shared by the sync and async calls."""
@@ -55,7 +55,7 @@ class Analytics:
         group_by: ListArg = UNSET,
         retries: RetryConfig | Unset | None = UNSET,
         server_url: str | None = None,
-        timeout_ms: int | None = None,
+        timeout_ms: int | float | None = None,
         http_headers: Mapping[str, str] | None = None,
     ) -> list[GetUsageResultItem]:
         """Usage between `from_date` (inclusive) and `to_date` (exclusive), one item per time
@@ -83,16 +83,17 @@ class Analytics:
         group_by: ListArg = UNSET,
         retries: RetryConfig | Unset | None = UNSET,
         server_url: str | None = None,
-        timeout_ms: int | None = None,
+        timeout_ms: int | float | None = None,
         http_headers: Mapping[str, str] | None = None,
     ) -> list[GetUsageResultItem]:
         """`get_usage`, for asyncio (or trio) programs: the same arguments and behaviour."""
         query: dict[str, object] = {"from_date": from_date, "to_date": to_date}
         query |= {"granularity": granularity, "fields": fields, "group_by": group_by}
-        client = self._opper._get_async_client()
+        connections = await self._opper._loop_connections()
+        client = connections.client
         request, policy, timeout_s = self._prepare(
             client, query, retries, server_url, timeout_ms, http_headers
         )
-        gate = self._opper._get_async_gate()
-        response = await send_async(client, request, policy, timeout_s, self._opper._logger, gate)
+        logger = self._opper._logger
+        response = await send_async(client, request, policy, timeout_s, logger, connections.gate)
         return result_or_raise(response)

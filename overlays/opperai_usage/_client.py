@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Mapping
 from types import TracebackType
@@ -14,14 +13,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
+from ._connections import Connections, LoopConnections
 from ._credentials import KeySource, resolve_api_key
-from ._invalid import invalid
+from ._invalid import InvalidArgumentError, invalid
 from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
 from ._version import __version__
 from .types import UNSET, Unset
 
 if TYPE_CHECKING:
-    import anyio
     from typing_extensions import Self
 
     from ._analytics import Analytics
@@ -33,9 +32,8 @@ ENV_BASE_URL = "OPPER_BASE_URL"
 API_VERSION_PATH = "/v2"
 #: Each attempt's time budget: connecting, sending and reading the whole answer.
 DEFAULT_TIMEOUT_MS = 60_000
-#: Async attempts in flight at once per client (httpx's default pool size); more wait their
-#: turn here, since httpcore's pool slows down with the square of the requests queued in it.
-ASYNC_CONCURRENCY = 100
+#: The longest request URL httpx sends (`httpx.InvalidURL: URL too long` beyond it).
+MAX_URL_LENGTH = 65_536
 USER_AGENT = (
     f"opperai-usage/{__version__} python/{'.'.join(map(str, sys.version_info[:3]))}"
     f" httpx/{httpx.__version__}"
@@ -59,14 +57,24 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _printed_by_the_root_logger(record: logging.LogRecord) -> bool:
+    """Whether a handler of the root logger (`logging.basicConfig()`, a framework's logging
+    configuration) will print `record` too, as it propagates."""
+    if not logging.getLogger("opperai_usage").propagate:
+        return False
+    return any(record.levelno >= handler.level for handler in logging.getLogger().handlers)
+
+
 def _default_logger() -> logging.Logger | None:
-    """`OPPER_DEBUG` set (and not 0/false) turns on debug lines on stderr."""
+    """`OPPER_DEBUG` set (and not 0/false) turns on debug lines: on stderr, unless the
+    application's logging prints them already (then once, its way)."""
     if os.environ.get("OPPER_DEBUG", "").lower() in ("", "0", "false", "no"):
         return None
     logger = logging.getLogger("opperai_usage")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s opperai_usage %(message)s"))
+        handler.addFilter(lambda record: not _printed_by_the_root_logger(record))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     return logger
@@ -109,6 +117,27 @@ def _check_timeout_ms(name: str, value: object) -> None:
         raise invalid(name, f"must be a positive number of milliseconds, not {value!r}")
 
 
+def _check_headers(headers: object) -> None:
+    """`http_headers`: names and values must be strings an HTTP header can carry. Checked
+    here, naming the header but never showing the value (it may be a credential): httpx
+    would raise `UnicodeEncodeError` or `LocalProtocolError` with the value in it."""
+    if not isinstance(headers, Mapping):
+        raise invalid("http_headers", f"must map header names to values, not {headers!r}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name or not all(" " < c <= "~" for c in name):
+            raise invalid("http_headers", f"has a name that is not a header name: {name!r}")
+        if not isinstance(value, str):
+            kind = type(value).__name__
+            raise invalid("http_headers", f"[{name!r}] must be a string, not {kind}")
+        for position, char in enumerate(value, 1):
+            if not (" " <= char <= "~" or char == "\t"):
+                raise invalid(
+                    "http_headers",
+                    f"[{name!r}] holds U+{ord(char):04X} at position {position} of "
+                    f"{len(value)}, which cannot be sent in an HTTP header",
+                )
+
+
 def _check_retries(name: str, value: object) -> None:
     if not isinstance(value, RetryConfig | Unset | None):
         raise invalid(name, f"must be a RetryConfig, None (no retries) or UNSET, not {value!r}")
@@ -131,7 +160,7 @@ class Opper:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         retry_config: RetryConfig | Unset | None = UNSET,
-        timeout_ms: int | None = None,
+        timeout_ms: int | float | None = None,
         debug_logger: logging.Logger | None = None,
         *,
         api_key: KeySource | None = None,
@@ -151,10 +180,7 @@ class Opper:
         )
         self._timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
         self._logger = debug_logger or _default_logger()
-        self._client, self._owns_client = client, client is None
-        self._async_client, self._owns_async_client = async_client, async_client is None
-        self._async_gate: anyio.Semaphore | None = None
-        self._lock = threading.Lock()
+        self._connections = Connections(client, async_client)
         self._closed = False
 
     @functools.cached_property
@@ -175,7 +201,8 @@ class Opper:
             "create one in each process"
         )
 
-    # -- the httpx clients: created on first use, so an async-only user never opens a sync one
+    # -- the httpx clients: created on first use, so an async-only user never opens a sync one;
+    # per process, and the async ones per event loop (see _connections.py)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -183,38 +210,23 @@ class Opper:
 
     def _get_client(self) -> httpx.Client:
         self._check_open()
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = httpx.Client(follow_redirects=True)
-        return self._client
+        return self._connections.sync_client()
 
-    def _get_async_client(self) -> httpx.AsyncClient:
+    async def _loop_connections(self) -> LoopConnections:
         self._check_open()
-        if self._async_client is None:
-            with self._lock:
-                if self._async_client is None:
-                    self._async_client = httpx.AsyncClient(follow_redirects=True)
-        return self._async_client
-
-    def _get_async_gate(self) -> anyio.Semaphore:
-        if self._async_gate is None:
-            import anyio  # here, not at the top: sync-only programs never need it
-
-            self._async_gate = anyio.Semaphore(ASYNC_CONCURRENCY)
-        return self._async_gate
+        return await self._connections.for_this_loop()
 
     def close(self) -> None:
-        """Release the connections of the clients this object created (not of yours)."""
+        """Release the connections of the clients this object made (not of yours). An async
+        client made for an event loop that is still running is closed on that loop, as soon as
+        it runs again; `aclose()` closes the running loop's before it returns."""
         self._closed = True
-        if self._owns_client and self._client is not None:
-            self._client.close()
+        self._connections.close()
 
     async def aclose(self) -> None:
-        """`close()`, plus the async client this object created."""
-        self.close()
-        if self._owns_async_client and self._async_client is not None:
-            await self._async_client.aclose()
+        """`close()`, with the running event loop's async client closed before it returns."""
+        self._closed = True
+        await self._connections.aclose()
 
     def __enter__(self) -> Self:
         return self
@@ -247,15 +259,19 @@ class Opper:
         path: str,
         params: Mapping[str, Any],
         server_url: str | None,
-        timeout_ms: int | None,
+        timeout_ms: int | float | None,
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, float]:
         """The request, with credentials and headers, and its per-attempt time budget (s)."""
         _check_server_url("server_url", server_url)
         _check_timeout_ms("timeout_ms", timeout_ms)
+        if http_headers is not None:
+            _check_headers(http_headers)
         url = (server_url or self._server_url).rstrip("/") + path
         if params:  # encoded here: httpx's params= merging costs more than the rest of a call
             url += "?" + str(httpx.QueryParams(params))
+            if len(url) > MAX_URL_LENGTH:
+                raise _too_long(url, params)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         key = self._api_key.value() if self._api_key is not None else None
         if key:
@@ -281,3 +297,15 @@ class Opper:
                 InsecureTransportWarning,
                 stacklevel=5,
             )
+
+
+def _too_long(url: str, params: Mapping[str, Any]) -> InvalidArgumentError:
+    """The error for a URL httpx would refuse, naming the parameter that takes the most room."""
+    sizes = {name: len(str(httpx.QueryParams({name: value}))) for name, value in params.items()}
+    name = max(sizes, key=sizes.__getitem__)
+    return invalid(
+        name,
+        f"makes the request URL {len(url):,} characters long ({sizes[name]:,} of them its own); "
+        f"the longest URL that can be sent is {MAX_URL_LENGTH:,}: ask for fewer or shorter "
+        "entries, over several calls if need be",
+    )

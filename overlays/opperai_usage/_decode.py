@@ -1,12 +1,12 @@
 """Answers to results or typed errors.
 
 Items are decoded on a fast path that equals the generated `from_dict` (a test holds it to
-that) while also checking what `from_dict` takes on trust: the JSON types `openapi.yaml` gives.
+that) while also checking what `from_dict` takes on trust: the JSON types `openapi.yaml` gives
+`time_bucket` and `cost`. The extra keys may hold any JSON value (`additionalProperties: true`).
 
-With the optional `fast` extra, msgspec parses the answer and checks the extra values' types
-in one pass; without it (or for what only the standard library reads), `json.loads` parses
-and one more pass checks the types. Anything unexpected sends the answer through the plain
-item-by-item path, which names the problem.
+With the optional `fast` extra, msgspec parses the answer (and checks that it is a list of
+objects); without it, or for what only the standard library reads, `json.loads` does. Anything
+unexpected sends the answer through the plain item-by-item path, which names the problem.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import gc
 import json
 import sys
 from collections.abc import Callable
-from itertools import chain
 from typing import Any, cast
 
 import httpx
@@ -30,7 +29,7 @@ _typed_loads: Callable[[bytes], list[dict[str, Any]]] | None
 try:  # the optional `fast` extra
     import msgspec
 
-    _typed_loads = msgspec.json.Decoder(list[dict[str, str | int | float | None]]).decode
+    _typed_loads = msgspec.json.Decoder(list[dict[str, Any]]).decode
 except ImportError:  # pragma: no cover - the tests' stdlib runs take the same path
     _typed_loads = None
 
@@ -40,7 +39,6 @@ parse_datetime: Callable[[str], dt.datetime] = (
     dt.datetime.fromisoformat if sys.version_info >= (3, 11) else isoparse
 )
 
-_EXTRA_VALUE_TYPES = frozenset({int, float, str, type(None)})
 #: Answers from this size on are decoded with the cyclic GC paused (see `decode_items`).
 _GC_PAUSE_BYTES = 64 * 1024
 _new = object.__new__
@@ -80,37 +78,35 @@ def decode_items(content: bytes, *, fast: bool = True) -> list[GetUsageResultIte
 
 
 def _typed(content: bytes) -> list[dict[str, Any]] | None:
-    """msgspec's reading: a list of objects whose values are strings, numbers or null; `None`
-    for anything else, including what only `json.loads` takes (NaN, 1e400, a lone surrogate,
-    a BOM, UTF-16...), so the extra never changes what is accepted or how it is reported."""
+    """msgspec's reading: a list of objects; `None` for anything else, including what only
+    `json.loads` takes (NaN, 1e400, a lone surrogate, a BOM, UTF-16...), so the extra never
+    changes what is accepted or how it is reported."""
     if _typed_loads is None:
         return None
     try:
         return _typed_loads(content)
-    except (msgspec.DecodeError, ValueError):  # ValueError: UnicodeDecodeError, for one
+    except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: bad UTF-8, say
         return None
+
+
+def _loads(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise SchemaMismatch("the JSON is nested deeper than it can be read") from None
 
 
 def _decode(content: bytes, fast: bool) -> list[GetUsageResultItem]:
     data = _typed(content) if fast else None
-    checked = data is not None  # msgspec has checked the extra values' types
     if data is None:
-        data = json.loads(content)
+        data = _loads(content)
         if type(data) is not list:
             raise SchemaMismatch(f"expected an array of items, got {_kind(data)}")
     try:
-        items = _build(data)
+        return _build(data)
     except (ValueError, KeyError, TypeError, AttributeError):
         # Something does not fit (a missing key, a wrong type): the plain path says what.
-        return _decode_checked(json.loads(content))
-    if checked or _extras_fit(data):
-        return items
-    return _decode_checked(json.loads(content))
-
-
-def _extras_fit(extras: list[dict[str, Any]]) -> bool:
-    """Whether every extra value is a string, a number or null: one C-level pass over all."""
-    return _EXTRA_VALUE_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, extras))))
+        return _decode_checked(_loads(content))
 
 
 class _Buckets(dict[str, dt.datetime]):
@@ -127,8 +123,7 @@ def _build(data: list[Any]) -> list[GetUsageResultItem]:
     """The items, their slots filled directly (as attrs' `__init__` does, without the call).
 
     Raises (`ValueError`, `KeyError`, `TypeError` or `AttributeError`) at the first item that
-    is not an object with a date-time string `time_bucket` and a string `cost`; the values of
-    the extra keys are left for the caller to check, all at once.
+    is not an object with a date-time string `time_bucket` and a string `cost`.
     """
     buckets = _Buckets()
     items: list[GetUsageResultItem] = []
@@ -161,8 +156,6 @@ def _decode_checked(data: list[Any]) -> list[GetUsageResultItem]:
             when = times[time_bucket] = _check_time(index, time_bucket)
         if type(cost) is not str:
             raise _mismatch(index, "cost", cost, "a string")
-        if not _EXTRA_VALUE_TYPES.issuperset(map(type, fields.values())):
-            _raise_bad_extra(index, fields)
         item = _new(GetUsageResultItem)
         item.time_bucket = when
         item.cost = cost
@@ -184,12 +177,6 @@ def _check_time(index: int, value: object) -> dt.datetime:
         return parse_datetime(value)
     except ValueError:
         raise _mismatch(index, "time_bucket", value, "an ISO 8601 date-time") from None
-
-
-def _raise_bad_extra(index: int, fields: dict[str, Any]) -> None:
-    for key, value in fields.items():
-        if type(value) not in _EXTRA_VALUE_TYPES:
-            raise _mismatch(index, key, value, "a number, a string or null")
 
 
 @functools.cache
@@ -229,10 +216,11 @@ def result_or_raise(response: httpx.Response) -> list[GetUsageResultItem]:
     typed = _typed_errors().get(status)
     if typed is not None and _is_json(response):
         try:
-            body = json.loads(response.content)
+            body = _loads(response.content)
             if type(body) is not dict:
                 raise SchemaMismatch(f"expected an error object, got {_kind(body)}")
             data = typed.data_model.from_dict(body)
+            data._fill_defaults()
         except KeyError as missing:
             mismatch = SchemaMismatch(f"required key {missing} is missing")
             raise ResponseValidationError(

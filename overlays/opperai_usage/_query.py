@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import functools
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._generated.api.analytics import usage_analytics_usage_get as endpoint
@@ -64,12 +64,14 @@ def _as_enum(enum_type: type[enum.Enum], name: str, value: object) -> enum.Enum:
 
 
 def _as_str_list(name: str, value: object) -> list[str]:
-    if isinstance(value, str | bytes):
+    if isinstance(value, str | bytes | bytearray):
         raise InvalidArgumentError(
             name, f"{name} must be a list of strings, not a bare string: did you mean [{value!r}]?"
         )
-    if not isinstance(value, list | tuple):
-        raise InvalidArgumentError(name, f"{name} must be a list of strings, not {value!r}")
+    if not isinstance(value, Sequence):  # a set has no order: the query would change
+        raise InvalidArgumentError(
+            name, f"{name} must be a list of strings (or another sequence of them), not {value!r}"
+        )
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise InvalidArgumentError(

@@ -1,86 +1,226 @@
 """Sending one call: attempts, waits between them, a time budget per attempt, debug lines.
 
 The decisions live in `RetryPolicy`; the sync and async loops below are twins that only
-differ in how they wait and read.
+differ in how they wait, read and keep time.
+
+Each attempt's time budget is the smaller of `timeout_ms` and what is left of the call's
+`max_elapsed_time`, and it is enforced as a deadline, not per read: httpx's own timeouts
+bound each read, so a body dribbled a byte at a time would never trip them. Async attempts
+run under a cancel scope that fires at the deadline. Sync attempts cannot be interrupted from
+outside, so the connections of the clients `Opper` makes bound every read, write and connect
+by the time left (`DeadlineBackend`); with a client of yours, the deadline is checked as each
+chunk arrives.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+import typing
+from collections.abc import Iterable, Iterator
 
 import anyio
+import httpcore
 import httpx
 
 from ._retries import RetryPolicy
 from .errors import redacted_request
 
+#: The running sync attempt's deadline (`time.monotonic()` seconds) and budget, for
+#: `DeadlineBackend`'s streams; `None` outside an attempt.
+_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
+    "opperai_usage_deadline", default=None
+)
+#: An attempt never gets less than this (a zero timeout makes sockets non-blocking).
+_MIN_BUDGET_S = 0.001
 
-class _Deadline:
-    """Raises httpx's own `ReadTimeout` once the attempt's budget is spent, so a body dribbled
-    byte by byte cannot hold a call past `timeout_ms` (httpx's timeouts are per read)."""
 
-    def __init__(self, request: httpx.Request, deadline: float) -> None:
-        self._request = request
-        self._deadline = deadline
+def _over_budget(budget: float) -> str:
+    return (
+        f"no complete answer within the attempt's time budget of {budget:.3f}s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
 
-    def check(self) -> None:
-        if time.monotonic() > self._deadline:
-            raise httpx.ReadTimeout(
-                "the response took longer than timeout_ms", request=self._request
-            )
+
+def _bounded(timeout: float | None, error: type[Exception]) -> tuple[float | None, bool]:
+    """`timeout` (httpx's, per operation), shortened to the time the attempt has left; and
+    whether the attempt's budget is what it is now bounded by."""
+    current = _DEADLINE.get()
+    if current is None:
+        return timeout, False
+    deadline, budget = current
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error(_over_budget(budget))
+    if timeout is None or timeout >= left:
+        return left, True
+    return timeout, False
+
+
+_T = typing.TypeVar("_T")
+
+
+def _within_budget(
+    operation: typing.Callable[[float | None], _T], timeout: float | None, error: type[Exception]
+) -> _T:
+    """`operation(timeout)`, its timeout shortened to what the attempt has left; when that is
+    what ran out, the timeout says so."""
+    bounded, by_budget = _bounded(timeout, error)
+    try:
+        return operation(bounded)
+    except error:
+        current = _DEADLINE.get()
+        if by_budget and current is not None:
+            raise error(_over_budget(current[1])) from None
+        raise
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the attempt has left."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        read = self._stream.read
+        return _within_budget(
+            lambda bounded: read(max_bytes, bounded), timeout, httpcore.ReadTimeout
+        )
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        write = self._stream.write
+        _within_budget(lambda bounded: write(buffer, bounded), timeout, httpcore.WriteTimeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        start_tls = self._stream.start_tls
+        stream = _within_budget(
+            lambda bounded: start_tls(ssl_context, server_hostname, bounded),
+            timeout,
+            httpcore.ConnectTimeout,
+        )
+        return _DeadlineStream(stream)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync network backend, whose connections keep to the attempt's deadline."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        connect = self._backend.connect_tcp
+        stream = _within_budget(
+            lambda bounded: connect(host, port, bounded, local_address, socket_options),
+            timeout,
+            httpcore.ConnectTimeout,
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        connect = self._backend.connect_unix_socket
+        stream = _within_budget(
+            lambda bounded: connect(path, bounded, socket_options), timeout, httpcore.ConnectTimeout
+        )
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def transport_with_deadlines(tls: ssl.SSLContext) -> httpx.HTTPTransport:
+    """httpx's default transport (what `httpx.Client()` makes, with `tls` as its TLS settings),
+    its connections kept to each attempt's deadline. httpx has no argument for httpcore's
+    `network_backend`, so it is set on the pool httpx made; `tests/test_budgets.py` fails if
+    a new httpx moves it."""
+    transport = httpx.HTTPTransport(verify=tls)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool):
+        pool._network_backend = DeadlineBackend(pool._network_backend)
+    return transport
 
 
 class _SyncDeadlineStream(httpx.SyncByteStream):
-    def __init__(self, stream: httpx.SyncByteStream, deadline: _Deadline) -> None:
-        self._stream, self._deadline = stream, deadline
+    """The body as it arrives, checked against the deadline at each chunk: the bound for
+    clients whose connections are not `DeadlineBackend`'s."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: tuple[float, float]
+    ) -> None:
+        self._stream, self._request = stream, request
+        self._deadline, self._budget = deadline
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._stream:
-            self._deadline.check()
+            if time.monotonic() > self._deadline:
+                raise httpx.ReadTimeout(_over_budget(self._budget), request=self._request)
             yield chunk
 
     def close(self) -> None:
         self._stream.close()
 
 
-class _AsyncDeadlineStream(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, deadline: _Deadline) -> None:
-        self._stream, self._deadline = stream, deadline
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            self._deadline.check()
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+def _timeouts(budget: float) -> dict[str, float]:
+    """httpx's per-operation timeouts for an attempt: none may outlast the attempt."""
+    return {"connect": budget, "read": budget, "write": budget, "pool": budget}
 
 
 class _Attempts:
-    """One call's attempts: asks the policy after each, logs it, counts the retries."""
+    """One call's attempts: their budgets; asks the policy after each, logs it, counts."""
 
     def __init__(
         self, request: httpx.Request, policy: RetryPolicy, logger: logging.Logger | None
     ) -> None:
         self._request, self._policy, self._logger = request, policy, logger
-        self._started = time.monotonic()
+        self._started: float | None = None
+        self._attempt_started = 0.0
         self._retries = 0
 
-    def wait_after(
-        self, outcome: httpx.Response | Exception, attempt_started: float
-    ) -> float | None:
+    def start(self, timeout_s: float) -> float:
+        """Start an attempt; its time budget in seconds. The call's clock (which
+        `max_elapsed_time` bounds) starts with its first attempt."""
+        now = self._attempt_started = time.monotonic()
+        if self._started is None:
+            self._started = now
+        limit = self._policy.max_elapsed_s
+        if limit is None:
+            return timeout_s
+        return max(min(timeout_s, limit - (now - self._started)), _MIN_BUDGET_S)
+
+    def wait_after(self, outcome: httpx.Response | Exception) -> float | None:
         """Seconds to sleep before the next attempt, or `None` when `outcome` is final."""
+        assert self._started is not None
         wait = self._policy.delay(self._retries, time.monotonic() - self._started, outcome)
         if self._logger is not None:
-            self._log(outcome, attempt_started, wait)
+            self._log(outcome, wait)
         self._retries += 1
         return wait
 
-    def _log(
-        self, outcome: httpx.Response | Exception, attempt_started: float, wait: float | None
-    ) -> None:
+    def _log(self, outcome: httpx.Response | Exception, wait: float | None) -> None:
         assert self._logger is not None
         result = (
             str(outcome.status_code)
@@ -94,15 +234,16 @@ class _Attempts:
             self._request.url,
             result,
             self._retries + 1,
-            (time.monotonic() - attempt_started) * 1000,
+            (time.monotonic() - self._attempt_started) * 1000,
             then,
         )
 
 
 def _final(outcome: httpx.Response | Exception) -> httpx.Response:
     if isinstance(outcome, httpx.RequestError):
-        # httpx's exception keeps the request it failed on, credentials and all: a logged or
-        # pickled network error must not carry the API key.
+        # httpx's exception keeps the request it failed on (a redirect's, for
+        # TooManyRedirects), credentials and all: a logged or pickled error must not carry
+        # the API key.
         outcome.request = redacted_request(outcome.request)
     if isinstance(outcome, Exception):
         raise outcome
@@ -119,19 +260,23 @@ def send(
     """The final answer (read in full), after as many attempts as `policy` allows."""
     attempts = _Attempts(request, policy, logger)
     while True:
-        attempt_started = time.monotonic()
+        budget = attempts.start(timeout_s)
+        request.extensions["timeout"] = _timeouts(budget)
+        deadline = (time.monotonic() + budget, budget)
+        token = _DEADLINE.set(deadline)
         outcome: httpx.Response | Exception
         try:
             outcome = client.send(request, stream=True)
-            deadline = _Deadline(request, attempt_started + timeout_s)
-            outcome.stream = _SyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+            outcome.stream = _SyncDeadlineStream(outcome.stream, request, deadline)  # type: ignore[arg-type]
             try:
                 outcome.read()
             finally:
                 outcome.close()
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:  # TooManyRedirects and DecodingError included
             outcome = error
-        wait = attempts.wait_after(outcome, attempt_started)
+        finally:
+            _DEADLINE.reset(token)
+        wait = attempts.wait_after(outcome)
         if wait is None:
             return _final(outcome)
         time.sleep(wait)
@@ -145,24 +290,26 @@ async def send_async(
     logger: logging.Logger | None,
     gate: anyio.Semaphore,
 ) -> httpx.Response:
-    """The async twin of `send`; each attempt first waits for a place at `gate`, and its time
-    budget starts once it has one."""
+    """The async twin of `send`. Each attempt first waits for a place at `gate`; its budget
+    (and, for the first, the call's clock) starts once it has one, and a timer ends it."""
     attempts = _Attempts(request, policy, logger)
     while True:
         async with gate:
-            attempt_started = time.monotonic()
-            outcome: httpx.Response | Exception
-            try:
-                outcome = await client.send(request, stream=True)
-                deadline = _Deadline(request, attempt_started + timeout_s)
-                outcome.stream = _AsyncDeadlineStream(outcome.stream, deadline)  # type: ignore[arg-type]
+            budget = attempts.start(timeout_s)
+            request.extensions["timeout"] = _timeouts(budget)
+            outcome: httpx.Response | Exception | None = None
+            with anyio.move_on_after(budget) as timer:
                 try:
-                    await outcome.aread()
-                finally:
-                    await outcome.aclose()
-            except httpx.TransportError as error:
-                outcome = error
-        wait = attempts.wait_after(outcome, attempt_started)
+                    outcome = await client.send(request, stream=True)
+                    try:
+                        await outcome.aread()
+                    finally:
+                        await outcome.aclose()
+                except httpx.RequestError as error:
+                    outcome = error
+            if timer.cancelled_caught or outcome is None:
+                outcome = httpx.ReadTimeout(_over_budget(budget), request=request)
+        wait = attempts.wait_after(outcome)
         if wait is None:
             return _final(outcome)
         await anyio.sleep(wait)

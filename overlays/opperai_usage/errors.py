@@ -1,14 +1,18 @@
 """Every error `get_usage` raises on purpose, in one flat hierarchy.
 
 - `OpperError`: the API answered, and the answer is an error (`status_code`, `headers`, `body`,
-  `raw_response`, `request_id`).
+  `raw_response`, `request_id`; `str(error)` ends with the request id when there is one).
   - `BadRequestError`, `UnauthorizedError`, `NotFoundError`, `RequestValidationError`: the error
     responses `openapi.yaml` documents, with the decoded body in `.data` (`type`, `message`,
     `detail`).
   - `APIError`: any other 4XX/5XX (or an unexpected status), whatever its content type.
   - `ResponseValidationError`: a body that does not fit the schema; `.cause` says why.
 - `InvalidArgumentError` (a `ValueError`): an argument was rejected before any request was sent.
-- Network failures are httpx's own exceptions (`httpx.RequestError` and its subclasses).
+- Network failures are httpx's own exceptions (`httpx.RequestError` and its subclasses), their
+  request's credentials redacted.
+
+Every error pickles and copies with everything a user reads from it (for multiprocessing, task
+queues and error trackers), and never with the API key.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ __all__ = [
 ]
 
 MAX_MESSAGE_LEN = 10_000
+#: How much of a body that is not a valid answer `ResponseValidationError`'s message quotes.
+MAX_QUOTED_BODY_LEN = 500
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
@@ -106,7 +112,8 @@ class OpperError(Exception):
         return request_id
 
     def __str__(self) -> str:
-        return self.message
+        request_id = self.request_id
+        return f"{self.message} (request id {request_id})" if request_id else self.message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code}, message={self.message!r})"
@@ -115,6 +122,19 @@ class OpperError(Exception):
         # Pickles (for multiprocessing, task queues, error trackers) never carry the API key.
         state = {**self.__dict__, "raw_response": _redacted(self.raw_response)}
         return _rebuild, (type(self), state)
+
+
+def _described(raw_response: httpx.Response, body: str | None, limit: int) -> str:
+    """`Status 502 Content-Type text/html. Body: ...`, as the official SDK words an API error."""
+    shown = body or raw_response.text or '""'
+    text = f"Status {raw_response.status_code}"
+    content_type = raw_response.headers.get("content-type", '""')
+    if content_type != "application/json":
+        quoted = f'"{content_type}"' if " " in content_type else content_type
+        text += f" Content-Type {quoted}"
+    if len(shown) > limit:
+        shown = f"{shown[:limit]}...and {len(shown) - limit} more chars"
+    return f"{text}. Body: {shown}"
 
 
 class APIError(OpperError):
@@ -126,20 +146,15 @@ class APIError(OpperError):
         raw_response: httpx.Response,
         body: str | None = None,
     ) -> None:
-        shown = body or raw_response.text or '""'
         text = f"{message}: " if message else ""
-        text += f"Status {raw_response.status_code}"
-        content_type = raw_response.headers.get("content-type", '""')
-        if content_type != "application/json":
-            quoted = f'"{content_type}"' if " " in content_type else content_type
-            text += f" Content-Type {quoted}"
-        if len(shown) > MAX_MESSAGE_LEN:
-            shown = f"{shown[:MAX_MESSAGE_LEN]}...and {len(shown) - MAX_MESSAGE_LEN} more chars"
-        super().__init__(f"{text}. Body: {shown}".strip(), raw_response, body)
+        text += _described(raw_response, body, MAX_MESSAGE_LEN)
+        super().__init__(text.strip(), raw_response, body)
 
 
 class ResponseValidationError(OpperError):
-    """A 2XX answer (or a documented error answer) whose body does not fit `openapi.yaml`."""
+    """A 2XX answer (or a documented error answer) whose body does not fit `openapi.yaml`: not
+    JSON (a captive portal's page, say), or JSON of another shape. The message names what did
+    not fit, then the status, the content type and the start of the body."""
 
     def __init__(
         self,
@@ -148,49 +163,64 @@ class ResponseValidationError(OpperError):
         cause: Exception,
         body: str | None = None,
     ) -> None:
-        super().__init__(f"{message}: {cause}", raw_response, body)
+        described = _described(raw_response, body, MAX_QUOTED_BODY_LEN)
+        super().__init__(f"{message}: {cause}. {described}", raw_response, body)
         self.__cause__ = cause
+        self._cause = cause  # `__cause__` is not pickled, and multiprocessing replaces it
 
     @property
-    def cause(self) -> BaseException | None:
+    def cause(self) -> Exception:
         """What did not fit: the decoder's or the schema check's own exception."""
-        return self.__cause__
+        return self._cause
 
 
 class _ErrorData:
     """What the typed errors' `.data` adds to the generated error models.
 
     `type` as the official SDK spells it (the generated field is `type_`), and the spec's
-    defaults for `type` and `message` when the body leaves them out.
+    defaults for `type` and `message` when the body leaves them out; so both are a string, or
+    `None` when the body says null (as with the official SDK's `Optional[str]`).
     """
 
     __slots__ = ()
     type_: Any
-    message: Any
+    message: str | None
 
     @property
     def type(self) -> str | None:
         return cast("str | None", self.type_)
 
     def _fill_defaults(self) -> None:
+        """The spec's defaults for what the body left out; `ValueError` for a value of another
+        JSON type than the spec's (`"message": 5`), which does not fit it."""
         for field in attrs.fields(type(self)):  # type: ignore[arg-type]
-            if getattr(self, field.name) is UNSET and isinstance(field.default, str):
+            value = getattr(self, field.name)
+            if not isinstance(field.default, str):
+                continue
+            if value is UNSET:
                 setattr(self, field.name, field.default)
+            elif value is not None and not isinstance(value, str):
+                kind = type(value).__name__
+                raise ValueError(f"{field.name.rstrip('_')!r} must be a string, not {kind}")
 
 
-class BadRequestErrorData(_ErrorData, _BadRequestError):
+# The generated models type `message` as `str | Unset`; `_fill_defaults` has replaced UNSET by
+# the time a user reads it, so `_ErrorData`'s `str | None` is what it is (hence the ignores).
+
+
+class BadRequestErrorData(_ErrorData, _BadRequestError):  # type: ignore[misc]
     __slots__ = ()
 
 
-class UnauthorizedErrorData(_ErrorData, _UnauthorizedError):
+class UnauthorizedErrorData(_ErrorData, _UnauthorizedError):  # type: ignore[misc]
     __slots__ = ()
 
 
-class NotFoundErrorData(_ErrorData, _NotFoundError):
+class NotFoundErrorData(_ErrorData, _NotFoundError):  # type: ignore[misc]
     __slots__ = ()
 
 
-class RequestValidationErrorData(_ErrorData, _RequestValidationError):
+class RequestValidationErrorData(_ErrorData, _RequestValidationError):  # type: ignore[misc]
     __slots__ = ()
 
 

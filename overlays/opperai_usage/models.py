@@ -3,24 +3,62 @@ need it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 from ._generated.models import GetUsageResultItem as _GeneratedItem
 from ._generated.models import Granularity
 
 __all__ = ["GetUsageResultItem", "Granularity"]
 
+_FIELDS = ("time_bucket", "cost")
 
-class GetUsageResultItem(_GeneratedItem):
+
+class GetUsageResultItem(_GeneratedItem, Mapping[str, Any]):
     """One time bucket (and group) of usage.
 
-    The generated model, plus attribute access to the extra keys (`item.total_tokens`,
-    as pydantic's `extra="allow"` gives the official SDK's users) besides `item["total_tokens"]`.
+    The generated model (`time_bucket`, `cost`, the extra keys in `additional_properties`),
+    plus:
+
+    - a read-only mapping of all its keys: `item["cost"]`, `item["total_tokens"]`,
+      `dict(item)`, `list(item)`, `len(item)`, `"model" in item`, `item.get("model")`; so
+      `dict(item)` is what the official SDK's pydantic model gives, and a list of items is a
+      list of records to anything that takes mappings (`pandas.DataFrame(items)`);
+    - attribute access to the extra keys (`item.total_tokens`, as pydantic's `extra="allow"`
+      gives the official SDK's users), where no method has the name (`keys`, `items`,
+      `values`, `get`: use `item["items"]` for a tag called "items");
+    - `model_dump()`, a new dict of it, as the official SDK's model has.
     """
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> float | str | None:
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self.additional_properties[key]
+        except KeyError:
+            if key == "time_bucket":
+                return self.time_bucket
+            if key == "cost":
+                return self.cost
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _FIELDS
+        yield from self.additional_properties
+
+    def __len__(self) -> int:
+        return len(_FIELDS) + len(self.additional_properties)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _FIELDS or key in self.additional_properties
+
+    def __setitem__(self, key: str, value: Any) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} is read-only; model_dump() gives a dict to change")
+
+    def __delitem__(self, key: str) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} is read-only; model_dump() gives a dict to change")
+
+    def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails; never for private names, so that
         # copying and unpickling (which probe before the slots are set) stay safe.
         if name.startswith("_") or name == "additional_properties":
@@ -36,7 +74,7 @@ class GetUsageResultItem(_GeneratedItem):
         return [*super().__dir__(), *self.additional_properties]
 
     def model_dump(self) -> dict[str, Any]:
-        """The item as a dict with Python values, like the official SDK's pydantic model."""
+        """The item as a new dict with Python values, like the official SDK's pydantic model."""
         return {
             "time_bucket": self.time_bucket,
             "cost": self.cost,

@@ -1,0 +1,231 @@
+"""Which connections a call may use: those of the process it runs in and, for async calls, of
+the event loop that runs it.
+
+- Sync calls share one `httpx.Client` per process (httpx's clients are thread-safe).
+- Async calls get an `httpx.AsyncClient` and a concurrency gate per event loop: a loop cannot
+  use another loop's connections ("Event loop is closed"). A loop closes its own, on itself,
+  when it shuts down: each loop's client is held open by a suspended async generator, which
+  the loop finalizes then (asyncio's `shutdown_asyncgens`, run by `asyncio.run` and
+  `anyio.run`; the end of a trio run), or soon after nothing refers to it any more.
+- In a child made by `os.fork()` (multiprocessing, gunicorn `--preload`, Celery's prefork
+  pool), the connections inherited from the parent are the parent's, still in use there: the
+  child never reads, writes or closes them (closing a TLS connection writes to it). It keeps
+  them referenced, abandoned, and opens its own.
+- Clients passed in (`client=`, `async_client=`) are used as given, in every loop and every
+  process: that is theirs to manage (README, "Threads, event loops and processes").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import sys
+import threading
+import weakref
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
+
+import httpx
+
+if TYPE_CHECKING:
+    import anyio
+
+#: Async attempts in flight at once per client and loop (httpx's default pool size); more
+#: wait their turn, since httpcore's pool slows down with the square of the requests queued.
+ASYNC_CONCURRENCY = 100
+
+# What was made here and is not closed yet: the sync clients, and each loop's connections
+# with the async generator that closes them on their loop (`_close_with_the_loop`). Held
+# here, and not only by their `Opper`, so that an `Opper` collected in a reference cycle
+# cannot take them with it unclosed: the garbage collector finalizes everything in a cycle
+# at once (their sockets included) before `Connections.__del__` could close them in order.
+_OPEN_CLIENTS: set[httpx.Client] = set()
+_OPEN_LOOPS: dict[LoopConnections, AsyncGenerator[None, None]] = {}
+#: What forked children inherited from their parents: kept referenced, never used or closed.
+_ABANDONED: list[object] = []
+_LIVE: weakref.WeakSet[Connections] = weakref.WeakSet()
+
+
+def _running_loop() -> object:
+    """The running event loop, as a key: the asyncio loop, or the trio run's token."""
+    asyncio = sys.modules.get("asyncio")  # not imported here: a trio program may not need it
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError("get_usage_async must be awaited in a running asyncio or trio event loop")
+
+
+def _is_closed(loop: object) -> bool:
+    """Whether `loop` is an asyncio loop closed without finalizing its async generators (a
+    trio run always finalizes them, and an asyncio loop that did has forgotten this one)."""
+    is_closed = getattr(loop, "is_closed", None)
+    return bool(is_closed is not None and is_closed())
+
+
+class LoopConnections:
+    """One event loop's async client and concurrency gate."""
+
+    __slots__ = ("client", "done", "gate", "owned")
+
+    def __init__(self, client: httpx.AsyncClient, owned: bool, gate: anyio.Semaphore) -> None:
+        self.client, self.owned, self.gate = client, owned, gate
+        #: Closed, or abandoned: nothing is left for the closer to do.
+        self.done = False
+
+    def let_its_loop_close(self) -> None:
+        """Let go of the closer: its loop finalizes it, on the loop, which closes the client
+        (at once if it is the running loop, else when that loop next runs)."""
+        _OPEN_LOOPS.pop(self, None)
+
+    def finish_here(self) -> None:
+        """End the closer without awaiting anything, for a loop that can no longer run it;
+        the client is left as it is."""
+        self.done = True
+        closer = _OPEN_LOOPS.pop(self, None)
+        if closer is not None:
+            step = closer.aclose()
+            try:
+                step.send(None)
+            except StopIteration:
+                return
+            step.close()  # pragma: no cover - it awaits only when not done
+
+
+async def _close_with_the_loop(
+    connections: LoopConnections, registry: dict[object, LoopConnections], loop: object
+) -> AsyncGenerator[None, None]:
+    """Suspended for as long as `connections` are in use; finalized by their loop, on it.
+    (It refers to them, they do not refer to it: no cycle holds it back from finalization.)"""
+    try:
+        yield
+    finally:
+        if registry.get(loop) is connections:
+            registry.pop(loop, None)
+        _OPEN_LOOPS.pop(connections, None)
+        if connections.owned and not connections.done:
+            connections.done = True
+            await connections.client.aclose()
+
+
+class Connections:
+    """The httpx clients of one `Opper`: made on first use, per process and per event loop."""
+
+    def __init__(self, client: httpx.Client | None, async_client: httpx.AsyncClient | None):
+        self._given_client, self._given_async_client = client, async_client
+        self._client = client
+        self._loops: dict[object, LoopConnections] = {}
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+        _LIVE.add(self)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made
+        once and shared by every client made here: making them costs milliseconds, and a
+        program may run a new event loop per job."""
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context(trust_env=True)
+        return self._tls
+
+    def sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    from ._transport import transport_with_deadlines
+
+                    tls = self._tls_context()
+                    transport = transport_with_deadlines(tls)
+                    self._client = httpx.Client(
+                        follow_redirects=True, verify=tls, transport=transport
+                    )
+                    _OPEN_CLIENTS.add(self._client)
+                client = self._client
+        return client
+
+    async def for_this_loop(self) -> LoopConnections:
+        """The running loop's connections, made on its first call."""
+        loop = _running_loop()
+        found = self._loops.get(loop)
+        if found is not None:
+            return found
+        for other, connections in self._loops.copy().items():  # other threads' loops add theirs
+            if _is_closed(other):
+                self._loops.pop(other, None)
+                connections.finish_here()  # its sockets go with the garbage collector
+        import anyio
+
+        given = self._given_async_client
+        client = given or httpx.AsyncClient(follow_redirects=True, verify=self._tls_context())
+        connections = LoopConnections(client, given is None, anyio.Semaphore(ASYNC_CONCURRENCY))
+        closer = _close_with_the_loop(connections, self._loops, loop)
+        self._loops[loop] = connections
+        _OPEN_LOOPS[connections] = closer
+        await closer.asend(None)  # its first step, in this loop: the loop finalizes it
+        return connections
+
+    def close(self) -> None:
+        """Close the sync client made here; let each loop close the async client made for it
+        (at once for the running loop, when it next runs for another)."""
+        if self._given_client is None and self._client is not None:
+            self._client.close()
+            _OPEN_CLIENTS.discard(self._client)
+        loops, self._loops = self._loops, {}
+        for loop, connections in loops.copy().items():  # finish_here() takes it out of loops
+            if _is_closed(loop):
+                connections.finish_here()
+            else:
+                connections.let_its_loop_close()
+
+    async def aclose(self) -> None:
+        """`close()`, and the running loop's async client closed before returning."""
+        try:
+            mine = self._loops.pop(_running_loop(), None)
+        except RuntimeError:
+            mine = None
+        self.close()
+        if mine is not None:
+            if mine.owned and not mine.done:
+                mine.done = True
+                await mine.client.aclose()
+            mine.finish_here()
+
+    def start_afresh_after_fork(self) -> None:
+        """In a forked child: set aside, never to use or close, what the parent opened."""
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+        if self._given_client is None and self._client is not None:
+            _ABANDONED.append(self._client)
+            _OPEN_CLIENTS.discard(self._client)
+            self._client = None
+        loops, self._loops = self._loops, {}
+        for connections in loops.copy().values():  # finish_here() takes it out of loops
+            connections.finish_here()
+            _ABANDONED.append(connections)
+
+    def __del__(self) -> None:
+        # An `Opper` dropped without close(): release what it made, as close() does.
+        with contextlib.suppress(Exception):  # a finalizer has no one to report to
+            self.close()
+
+
+def _after_fork_in_child() -> None:
+    for live in list(_LIVE):
+        live.start_afresh_after_fork()
+    # Those of Oppers already gone, not closed yet.
+    _ABANDONED.extend(_OPEN_CLIENTS)
+    _OPEN_CLIENTS.clear()
+    for connections in list(_OPEN_LOOPS):
+        connections.finish_here()
+        _ABANDONED.append(connections)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,155 @@
+"""Time budgets, measured over real sockets: each attempt ends when the smaller of `timeout_ms`
+and what is left of `max_elapsed_time` is spent, however the server paces its answer (a
+timer, not a check when a chunk arrives), sync and async, with our clients and with yours.
+
+Windows are generous (the machine is shared): the lower bound shows the budget was used, the
+upper one that it was not overrun by a dribbled byte's interval or a whole second timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import API_KEY, LocalServer, Usage
+from opperai_usage import Opper, _connections
+from opperai_usage._transport import DeadlineBackend
+from opperai_usage.utils import BackoffStrategy, RetryConfig
+
+#: A body the client would accept ("[]" and spaces), sent a byte at a time.
+SLOW_BODY = "[]" + " " * 10
+
+
+def timed(call: Any) -> tuple[float, BaseException | None]:
+    started = time.monotonic()
+    try:
+        call()
+    except Exception as error:
+        return time.monotonic() - started, error
+    return time.monotonic() - started, None
+
+
+def test_a_body_dribbled_slower_than_the_budget_ends_at_the_budget(
+    local: LocalServer, usage: Usage
+) -> None:
+    """0.9 s per byte, each byte well within httpx's per-read timeout: the attempt still ends
+    at timeout_ms (1.0 s), not when the next byte arrives (1.8 s)."""
+    local.script({"body": SLOW_BODY, "dribble_ms": 900})
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=1_000, retry_config=None))
+    assert type(error) is httpx.ReadTimeout
+    assert "time budget of 1.000s" in str(error)
+    assert 0.95 <= elapsed < 1.5, elapsed
+
+
+def test_max_elapsed_time_bounds_the_first_attempt_too(local: LocalServer, usage: Usage) -> None:
+    """max_elapsed_time=1500 with timeout_ms=3000 against a server that takes 5 s: the call
+    ends at 1.5 s, not after the attempt's full 3 s."""
+    local.script({"delay_ms": 5_000})
+    config = RetryConfig("backoff", BackoffStrategy(10, 50, 2.0, 1_500), True, max_retries=5)
+    elapsed, error = timed(
+        lambda: usage(server_url=local.url, timeout_ms=3_000, retry_config=config)
+    )
+    assert type(error) is httpx.ReadTimeout
+    assert 1.45 <= elapsed < 2.2, elapsed
+    assert local.stats()["requests"] == 1  # no time was left for another attempt
+
+
+def test_a_retry_gets_what_is_left_of_max_elapsed_time(local: LocalServer, usage: Usage) -> None:
+    """timeout_ms=1000 and max_elapsed_time=1500: the first attempt times out at 1.0 s, the
+    retry gets the 0.5 s left, and the call ends at 1.5 s."""
+    local.script({"delay_ms": 5_000}, {"delay_ms": 5_000})
+    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 1_500), True, max_retries=5)
+    elapsed, error = timed(
+        lambda: usage(server_url=local.url, timeout_ms=1_000, retry_config=config)
+    )
+    assert type(error) is httpx.ReadTimeout
+    assert 1.45 <= elapsed < 2.2, elapsed
+    assert local.stats()["requests"] == 2
+
+
+def test_the_deadline_runs_from_the_attempts_start(local: LocalServer, usage: Usage) -> None:
+    """Headers after 0.8 s, then a byte every 0.7 s: the 1 s budget counts the wait for the
+    headers, so the attempt ends at 1.0 s, not at 1.5 s (when the next byte shows it late)
+    nor later (a budget restarted at the headers)."""
+    local.script({"delay_ms": 800, "body": SLOW_BODY, "dribble_ms": 700})
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=1_000, retry_config=None))
+    assert type(error) is httpx.ReadTimeout
+    assert 0.95 <= elapsed < 1.35, elapsed
+
+
+def test_a_slow_answer_within_the_budget_is_not_cut(local: LocalServer, usage: Usage) -> None:
+    """The control: the same kind of answer, done in 0.6 s of a 2 s budget, arrives whole."""
+    local.script({"delay_ms": 300, "body": SLOW_BODY, "dribble_ms": 25})
+    assert usage(server_url=local.url, timeout_ms=2_000, retry_config=None) == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_with_your_own_client_the_budget_holds_too(local: LocalServer, mode: str) -> None:
+    """With a client you pass in, async calls keep to the deadline exactly (a timer); sync
+    ones check it as each chunk arrives, so they end at most one chunk's interval later."""
+    local.script({"body": SLOW_BODY, "dribble_ms": 200})
+    options: dict[str, Any] = {"http_bearer": API_KEY, "server_url": local.url}
+    options |= {"timeout_ms": 1_000, "retry_config": None}
+
+    def call() -> None:
+        if mode == "sync":
+            with httpx.Client() as client, Opper(client=client, **options) as opper:
+                opper.analytics.get_usage()
+            return
+
+        async def run() -> None:
+            async with httpx.AsyncClient() as client, Opper(async_client=client, **options) as o:
+                await o.analytics.get_usage_async()
+
+        asyncio.run(run())
+
+    elapsed, error = timed(call)
+    assert type(error) is httpx.ReadTimeout
+    assert 0.95 <= elapsed < 1.5, elapsed
+
+
+@pytest.mark.parametrize("budget", ["timeout_ms", "max_elapsed_time"])
+def test_waiting_at_the_gate_does_not_use_up_the_budget(
+    local: LocalServer, monkeypatch: pytest.MonkeyPatch, budget: str
+) -> None:
+    """With two places at the gate, a third call waits 1.5 s for one, then answers in 0.3 s:
+    its 1 s budget (`timeout_ms`, or the retries' `max_elapsed_time`) starts when it gets its
+    place, so it succeeds."""
+    monkeypatch.setattr(_connections, "ASYNC_CONCURRENCY", 2)
+    local.script({"delay_ms": 1_500}, {"delay_ms": 1_500}, {"delay_ms": 300})
+    one_second: dict[str, Any] = (
+        {"timeout_ms": 1_000, "retries": None}
+        if budget == "timeout_ms"
+        else {
+            "timeout_ms": 5_000,
+            "retries": RetryConfig("backoff", BackoffStrategy(10, 10, 1, 1_000)),
+        }
+    )
+
+    async def main() -> float:
+        async with Opper(http_bearer=API_KEY, server_url=local.url, retry_config=None) as opper:
+            usage = opper.analytics.get_usage_async
+            slow = [asyncio.create_task(usage(timeout_ms=5_000)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both slow calls hold the gate's two places
+            started = time.monotonic()
+            assert await usage(**one_second)
+            waited = time.monotonic() - started
+            await asyncio.gather(*slow)
+            return waited
+
+    waited = asyncio.run(main())
+    assert waited > 1.1  # longer than its budget: the gate's wait did not count
+    assert local.stats()["requests"] == 3
+
+
+def test_our_sync_clients_connections_keep_to_the_deadline() -> None:
+    """The sync client Opper makes reads through `DeadlineBackend`: httpx has no argument for
+    it, so it is set on httpx's pool; this fails if a new httpx moves that pool."""
+    with Opper(http_bearer=API_KEY) as opper:
+        client = opper._get_client()
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert isinstance(pool._network_backend, DeadlineBackend)

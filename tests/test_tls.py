@@ -1,0 +1,95 @@
+"""TLS failures that no later attempt can get past are not retried: a certificate the client
+does not trust, TLS spoken to a port that speaks plain HTTP. Over real loopback sockets, with
+retries on (connection errors included), sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import API_KEY, LocalServer, TLSServer
+from opperai_usage import Opper
+from opperai_usage.utils import BackoffStrategy, RetryConfig
+
+#: Retries on, connection errors included, small waits: anything retried shows at once.
+RETRYING = RetryConfig(
+    "backoff", BackoffStrategy(10, 50, 2.0, 5_000), retry_connection_errors=True, max_retries=3
+)
+
+
+def call(mode: str, **options: Any) -> list[Any]:
+    options = {"http_bearer": API_KEY, "retry_config": RETRYING, **options}
+    if mode == "sync":
+        with Opper(**options) as opper:
+            return opper.analytics.get_usage()
+
+    async def run() -> list[Any]:
+        async with Opper(**options) as opper:
+            return await opper.analytics.get_usage_async()
+
+    return asyncio.run(run())
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and len(found) < 10:
+        found.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return found
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_an_untrusted_certificate_is_tried_once(tls_server: TLSServer, mode: str) -> None:
+    before = tls_server.connections
+    with pytest.raises(httpx.ConnectError) as raised:
+        call(mode, server_url=tls_server.url)
+    assert any(isinstance(link, ssl.SSLCertVerificationError) for link in chain(raised.value))
+    assert tls_server.connections - before == 1
+
+
+def test_the_same_server_trusted_answers(tls_server: TLSServer, mode: str) -> None:
+    """The control: with its certificate trusted, the server does answer."""
+    context = tls_server.trusting_context()
+    if mode == "sync":
+        with httpx.Client(verify=context) as client:
+            assert call(mode, server_url=tls_server.url, client=client) == []
+        return
+
+    async def run() -> list[Any]:
+        async with (
+            httpx.AsyncClient(verify=context) as client,
+            Opper(http_bearer=API_KEY, server_url=tls_server.url, async_client=client) as opper,
+        ):
+            return await opper.analytics.get_usage_async()
+
+    assert asyncio.run(run()) == []
+
+
+def test_tls_spoken_to_a_plain_http_port_is_tried_once(local: LocalServer, mode: str) -> None:
+    """https:// to the plain-HTTP local server: the handshake fails the same way each time."""
+    url = local.url.replace("http://", "https://")
+    with pytest.raises(httpx.ConnectError) as raised:
+        call(mode, server_url=url)
+    assert any(isinstance(link, ssl.SSLError) for link in chain(raised.value))
+    assert local.stats()["connections"] == 2  # ours, and the one asking for these stats
+
+
+def test_a_refused_connection_is_still_retried(mode: str) -> None:
+    """The control for the two above: connection errors as such are retried."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(httpx.ConnectError) as raised:
+        call(mode, server_url=f"http://127.0.0.1:{port}/v2")
+    assert not any(isinstance(link, ssl.SSLError) for link in chain(raised.value))

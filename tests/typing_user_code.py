@@ -1,0 +1,66 @@
+"""What a user's code sees under `mypy --strict`: checked by `nox -s typecheck` (mypy runs on
+tests/), never run. `assert_type` pins each promise; a `# type: ignore[...]` marks what must
+stay a type error (strict mode's warn_unused_ignores fails the check if it stops being one)."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from typing_extensions import assert_type
+
+from opperai_usage import Opper, errors, models
+from opperai_usage.utils import BackoffStrategy, RetryConfig
+
+
+def sync_user(opper: Opper) -> None:
+    items = opper.analytics.get_usage(
+        from_date=dt.date(2026, 11, 1),
+        granularity=models.Granularity.DAY,
+        fields=collections.deque(["total_tokens"]),  # any sequence of strings
+        group_by=("model",),
+        timeout_ms=1_500.5,  # a float is fine
+        retries=RetryConfig("backoff", BackoffStrategy(200, 5_000, 1.5, 30_000), True, 3),
+    )
+    assert_type(items, list[models.GetUsageResultItem])
+    item = items[0]
+    assert_type(item.time_bucket, dt.datetime)
+    assert_type(item.cost, str)
+    assert_type(item["total_tokens"], Any)  # any JSON value
+    row: Mapping[str, Any] = item  # a read-only mapping of all its keys
+    assert_type(dict(row), dict[str, Any])
+    assert_type(len(item), int)
+    assert_type(list(item), list[str])
+    assert_type(item.model_dump(), dict[str, Any])
+
+    opper.analytics.get_usage(fields={"total_tokens"})  # type: ignore[arg-type]
+    opper.analytics.get_usage(timeout_ms="1000")  # type: ignore[arg-type]
+
+
+async def async_user(opper: Opper) -> None:
+    items = await opper.analytics.get_usage_async(group_by=["model"], timeout_ms=250.0)
+    assert_type(items, list[models.GetUsageResultItem])
+
+
+def errors_user(opper: Opper) -> None:
+    try:
+        opper.analytics.get_usage()
+    except errors.UnauthorizedError as error:
+        assert_type(error.data.message, str | None)
+        assert_type(error.data.type, str | None)
+        assert_type(error.request_id, str | None)
+        assert_type(error.status_code, int)
+    except errors.RequestValidationError as error:
+        assert_type(error.data.message, str | None)
+    except errors.ResponseValidationError as error:
+        assert_type(error.cause, Exception)
+    except errors.InvalidArgumentError as error:
+        assert_type(error.parameter, str)
+
+
+def client_options() -> None:
+    Opper(api_key="key", timeout_ms=2.5)
+    Opper(http_bearer=lambda: "key", retry_config=None)
+    Opper(timeout_ms="60000")  # type: ignore[arg-type]
