@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -22,9 +22,7 @@ class GetUsageResultItem:
     """ The start time of the time bucket """
     cost: str
     """ The cost in USD for the time bucket """
-    additional_properties: dict[str, float | None | str] = _attrs_field(
-        init=False, factory=dict
-    )
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         time_bucket = self.time_bucket.isoformat()
@@ -32,9 +30,7 @@ class GetUsageResultItem:
         cost = self.cost
 
         field_dict: dict[str, Any] = {}
-        for prop_name, prop in self.additional_properties.items():
-            field_dict[prop_name] = prop
-
+        field_dict.update(self.additional_properties)
         field_dict.update(
             {
                 "time_bucket": time_bucket,
@@ -56,29 +52,17 @@ class GetUsageResultItem:
             cost=cost,
         )
 
-        additional_properties = {}
-        for prop_name, prop_dict in d.items():
-
-            def _parse_additional_property(data: object) -> float | None | str:
-                if data is None:
-                    return data
-                return cast(float | None | str, data)
-
-            additional_property = _parse_additional_property(prop_dict)
-
-            additional_properties[prop_name] = additional_property
-
-        get_usage_result_item.additional_properties = additional_properties
+        get_usage_result_item.additional_properties = d
         return get_usage_result_item
 
     @property
     def additional_keys(self) -> list[str]:
         return list(self.additional_properties.keys())
 
-    def __getitem__(self, key: str) -> float | None | str:
+    def __getitem__(self, key: str) -> Any:
         return self.additional_properties[key]
 
-    def __setitem__(self, key: str, value: float | None | str) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
         self.additional_properties[key] = value
 
     def __delitem__(self, key: str) -> None:
