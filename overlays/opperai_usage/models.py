@@ -20,7 +20,7 @@ class GetUsageResultItem(_GeneratedItem):
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> float | str | None:
+    def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails; never for private names, so that
         # copying and unpickling (which probe before the slots are set) stay safe.
         if name.startswith("_") or name == "additional_properties":
