@@ -161,6 +161,10 @@ class Branch:
         """Integers are numbers: the two are paired, and compared as a narrowing."""
         return "number" if self.type == "integer" else self.type
 
+    def at(self, key: str) -> str:
+        """The pointer to this branch's `key`, wherever it is written."""
+        return f"{self.origins.get(key, self.pointer)}/{escape(key)}"
+
     def describe(self) -> str:
         detail = self.ref.rsplit("/", 1)[-1] if self.ref else self.schema.get("format")
         return f"{self.type} ({detail})" if detail else self.type
@@ -522,7 +526,7 @@ class _Differ:
         if (old.pointer, new.pointer, direction) in self.compared:  # recursive schemas
             return
         self.compared.add((old.pointer, new.pointer, direction))
-        label = subject or "value"
+        what = f"{where}: `{subject}`" if subject else where
         old_branches = self.branches(self.old, old)
         new_branches = self.branches(self.new, new)
         old_any = any(b.type == ANY for b in old_branches)
@@ -534,7 +538,7 @@ class _Differ:
                     direction,
                     "changed",
                     new.pointer,
-                    f"{where}: `{label}` may now be {ANY} (was {before})",
+                    f"{what} may now be {ANY} (was {before})",
                 )
             elif old_any and not new_any:
                 after = _describe(new_branches)
@@ -542,7 +546,7 @@ class _Differ:
                     direction,
                     "changed",
                     new.pointer,
-                    f"{where}: `{label}` is now {after} (was {ANY})",
+                    f"{what} is now {after} (was {ANY})",
                 )
             return
         pairs, gone, came = _pair(old_branches, new_branches)
@@ -551,8 +555,7 @@ class _Differ:
                 "breaking",
                 "changed",
                 came[0].pointer + "/type",
-                f"{where}: `{label}` type changed from {gone[0].describe()} "
-                f"to {came[0].describe()}",
+                f"{what} type changed from {gone[0].describe()} to {came[0].describe()}",
             )
             gone, came = [], []
         for branch in gone:
@@ -561,7 +564,7 @@ class _Differ:
                 direction,
                 "removed",
                 branch.pointer,
-                f"{where}: `{label}` {verb} {branch.describe()}",
+                f"{what} {verb} {branch.describe()}",
             )
         for branch in came:
             if direction == "request":
@@ -570,7 +573,7 @@ class _Differ:
                 text = "may now be null"
             else:
                 text = f"may now be {branch.describe()}"
-            self.widened(direction, "added", branch.pointer, f"{where}: `{label}` {text}")
+            self.widened(direction, "added", branch.pointer, f"{what} {text}")
         for old_branch, new_branch in pairs:
             self.branch(old_branch, new_branch, direction, where, subject)
 
@@ -578,27 +581,24 @@ class _Differ:
         self, old: Branch, new: Branch, direction: Direction, where: str, subject: str
     ) -> None:
         o, n, at = old.schema, new.schema, new.pointer
-        label = subject or "value"
+        what = f"{where}: `{subject}`" if subject else where
         origins = (old.origins, new.origins)
         self.annotations(Node(o, old.pointer), Node(n, at), where, subject, origins)
         if old.type != new.type:  # an integer became a number, or the other way round
-            text = f"{where}: `{label}` type changed from {old.type} to {new.type}"
+            text = f"{what} type changed from {old.type} to {new.type}"
             if new.type == "number":
                 self.widened(direction, "changed", at + "/type", text)
             else:
                 self.narrowed(direction, "changed", at + "/type", text)
-        self.enum(old, new, direction, f"{where}: `{label}`")
+        self.enum(old, new, direction, what)
         for key in ("format", "pattern", *LOWER_BOUNDS, *UPPER_BOUNDS, "uniqueItems", "multipleOf"):
-            self.keyword(
-                key, o.get(key), n.get(key), direction, f"{at}/{key}", f"{where}: `{label}`"
-            )
+            self.keyword(key, old, new, direction, what)
         if o.get("default") != n.get("default"):
             self.add(
                 "non-breaking",
-                "changed",
-                at + "/default",
-                f"{where}: `{label}` default changed from {o.get('default')!r} "
-                f"to {n.get('default')!r}",
+                _verb(o.get("default"), n.get("default")),
+                new.at("default") if "default" in n else old.at("default"),
+                f"{what} default changed from {o.get('default')!r} to {n.get('default')!r}",
             )
         if new.family == "array":
             old_items = Node(o, old.pointer).child("items")
@@ -611,7 +611,7 @@ class _Differ:
                     "breaking",
                     "changed",
                     f"{at}/{escape(key)}",
-                    f"{where}: `{label}` keyword `{key}` changed, and no rule classifies it: "
+                    f"{what} keyword `{key}` changed, and no rule classifies it: "
                     "treated as breaking, review it",
                 )
 
@@ -625,32 +625,35 @@ class _Differ:
         if before is None and after is None:
             return
         if after is None:
+            text = f"{where} is no longer limited to {before}"
             self.widened(
-                direction, "changed", new.pointer, f"{where} is no longer limited to {before}"
+                direction, "removed", old.at("const" if "const" in old.schema else "enum"), text
             )
         elif before is None:
+            text = f"{where} is now limited to {after}"
             self.narrowed(
-                direction, "changed", new.pointer + "/enum", f"{where} is now limited to {after}"
+                direction, "added", new.at("const" if "const" in new.schema else "enum"), text
             )
         else:
             for index, value in enumerate(before):
                 if value not in after:
-                    at = f"{old.pointer}/enum/{index}"
+                    at = f"{old.at('enum')}/{index}"
                     self.narrowed(
                         direction, "removed", at, f"{where}: enum value {value!r} removed"
                     )
             for index, value in enumerate(after):
                 if value not in before:
-                    at = f"{new.pointer}/enum/{index}"
+                    at = f"{new.at('enum')}/{index}"
                     self.widened(direction, "added", at, f"{where}: new enum value {value!r}")
 
-    def keyword(
-        self, key: str, before: Any, after: Any, direction: Direction, at: str, where: str
-    ) -> None:
+    def keyword(self, key: str, old: Branch, new: Branch, direction: Direction, what: str) -> None:
         """A constraint keyword: which way its change moves the set of values that fit."""
+        before, after = old.schema.get(key), new.schema.get(key)
         if before == after:
             return
-        text = f"{where} {key} changed from {before!r} to {after!r}"
+        text = f"{what} {key} changed from {before!r} to {after!r}"
+        verb = _verb(before, after)
+        at = old.at(key) if after is None else new.at(key)
         if key in LOWER_BOUNDS + UPPER_BOUNDS and before is not None and after is not None:
             looser = (after < before) if key in LOWER_BOUNDS else (after > before)
         elif key == "uniqueItems":
@@ -658,12 +661,12 @@ class _Differ:
         elif before is None or after is None:  # a bound, format or pattern added or dropped
             looser = after is None
         else:  # two formats, patterns or multiples: neither is known to hold the other
-            self.add("breaking", "changed", at, text)
+            self.add("breaking", verb, at, text)
             return
         if looser:
-            self.widened(direction, "changed", at, text)
+            self.widened(direction, verb, at, text)
         else:
-            self.narrowed(direction, "changed", at, text)
+            self.narrowed(direction, verb, at, text)
 
     def object(self, old: Node, new: Node, direction: Direction, where: str, subject: str) -> None:
         old_fields, new_fields = old.child("properties"), new.child("properties")
@@ -724,6 +727,10 @@ def _pair(
                 came.remove(branch)
                 break
     return pairs, gone, came
+
+
+def _verb(before: Any, after: Any) -> Verb:
+    return "added" if before is None else "removed" if after is None else "changed"
 
 
 def _describe(branches: list[Branch]) -> str:

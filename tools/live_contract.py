@@ -149,8 +149,7 @@ class Checker:
             answer.headers.get("content-type", ""),
             Headers(list(answer.headers.items())),
         )
-        result = self.openapi.unmarshal_response(request, response)
-        for error in result.errors:
+        for error in self.openapi.iter_response_errors(request, response):
             found += list(_describe(error))
         return found
 

@@ -26,7 +26,7 @@ def render(changes: list[Change], form: str, old: str, new: str) -> str:
         return json.dumps([change.as_json() for change in changes], indent=2) + "\n"
     if form == "markdown":
         return _markdown(changes, old, new)
-    width = max((len(change.type) for change in changes), default=0)
+    width = max(len(kind) for kind in KINDS)
     lines = [f"{change.type:<{width}}  {change.message}  [{change.path}]" for change in changes]
     lines.append(f"{old} -> {new}: {summary(changes) if changes else 'no changes'}")
     return "\n".join(lines) + "\n"
