@@ -279,6 +279,21 @@ def test_overlay_warnings_go_to_stderr(tmp_path: Path) -> None:
     ) in run.stderr
 
 
+def test_an_overlay_that_makes_an_invalid_document_writes_nothing(tmp_path: Path) -> None:
+    root = sandbox(tmp_path)
+    overlay = yaml.safe_load((root / "openapi-overlay.yaml").read_text())
+    overlay["actions"].append(
+        {"target": "$.paths['/analytics/usage'].get", "update": {"responses": 5}}
+    )
+    (root / "openapi-overlay.yaml").write_text(yaml.safe_dump(overlay))
+    before = (root / "openapi.yaml").read_bytes()
+    run = tool("update_spec", "tests/opper_upstream.json", cwd=root)
+    assert run.code == 2
+    assert run.stderr.startswith("update-spec: the result is not a valid OpenAPI document: ")
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert (root / "openapi.yaml").read_bytes() == before
+
+
 def test_a_url_source_is_recorded_as_its_url(tmp_path: Path) -> None:
     root = sandbox(tmp_path)
     write_json(tmp_path / "served" / "openapi.json", _with_limit(upstream()))

@@ -78,8 +78,8 @@ def sandbox(tmp_path: Path) -> Path:
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    """This environment without the keys live-contract reads, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPPER_API_KEY", "OPPER_HTTP_BEARER")}
-    env["PYTHONPATH"] = str(ROOT)  # the tools package, whatever the working directory
     return env | (extra or {})
 
 
@@ -88,7 +88,7 @@ def tool(module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | None =
     done = subprocess.run(
         [sys.executable, "-m", f"tools.{module}", *args],
         cwd=cwd,
-        env=_env(env),
+        env=_env({"PYTHONPATH": str(ROOT), **(env or {})}),  # tools/, whatever `cwd` is
         capture_output=True,
         text=True,
         timeout=TOOL_TIMEOUT_S,

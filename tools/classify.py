@@ -74,7 +74,9 @@ SCHEMA_KEYWORDS = frozenset(
     }
 )
 OPERATION_KEYS = frozenset({"parameters", "requestBody", "responses", "security", "servers"})
-PARAMETER_KEYS = frozenset({"name", "in", "required", "style", "explode", "schema", "content"})
+PARAMETER_KEYS = frozenset(
+    {"name", "in", "required", "style", "explode", "allowReserved", "schema", "content"}
+)
 RESPONSE_KEYS = frozenset({"content", "headers"})
 
 
@@ -166,12 +168,15 @@ class Branch:
         return f"{self.origins.get(key, self.pointer)}/{escape(key)}"
 
     def describe(self) -> str:
+        """`string (date-time)`, `string (LocalDateTime)`, `null`: for messages."""
         detail = self.ref.rsplit("/", 1)[-1] if self.ref else self.schema.get("format")
         return f"{self.type} ({detail})" if detail else self.type
 
 
 @dataclass
 class _Differ:
+    """One comparison: walks both documents part by part and collects the changes."""
+
     old: dict[str, Any]
     new: dict[str, Any]
     changes: list[Change] = field(default_factory=list)
@@ -207,8 +212,11 @@ class _Differ:
     def info(self) -> None:
         old, new = Node(self.old, "").child("info"), Node(self.new, "").child("info")
         for key in sorted((old.members() | new.members()) - {OWN_RECORD}):
-            if old.child(key).value != new.child(key).value:
-                self.add("annotation", "changed", new.child(key).pointer, f"info `{key}` changed")
+            before, after = old.child(key).value, new.child(key).value
+            if before != after:
+                verb = _verb(before, after)
+                at = (old if after is None else new).child(key).pointer
+                self.add("annotation", verb, at, f"info `{key}` {verb}")
         if self.old.get("tags") != self.new.get("tags"):
             self.add("annotation", "changed", "/tags", "tag descriptions changed")
 
