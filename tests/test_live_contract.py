@@ -130,6 +130,9 @@ def test_no_connection_exit_2() -> None:
 
 def test_nox_session_end_to_end(local: LocalServer) -> None:
     """`nox -s live-contract`, as the scheduled CI job runs it."""
+    conform = nox("live-contract", "--server-url", local.url, env={"OPPER_API_KEY": API_KEY})
+    assert conform.code == 0, conform.stderr
+    assert conform.stdout.endswith(": 7 of 7 answers conform to openapi.yaml\n")
     local.script({"json": [{"time_bucket": BUCKET, "cost": 12}]})
     drift = nox("live-contract", "--server-url", local.url, env={"OPPER_API_KEY": API_KEY})
     assert drift.code == 1, drift.stderr
@@ -137,4 +140,4 @@ def test_nox_session_end_to_end(local: LocalServer) -> None:
     no_key = nox("live-contract", "--server-url", local.url)
     assert no_key.code == 2
     assert "live-contract: no API key: set OPPER_API_KEY" in no_key.stderr
-    assert API_KEY not in drift.stdout + drift.stderr
+    assert API_KEY not in conform.stdout + conform.stderr + drift.stdout + drift.stderr

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import ROOT
+from opper_upstream import served
 
 UPSTREAM = ROOT / "tests" / "opper_upstream.json"
 #: What `nox -s update-spec` reads and writes, copied into a sandbox.
@@ -49,12 +50,12 @@ class Run:
 
 @cache
 def _upstream() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(UPSTREAM.read_bytes())
+    loaded: dict[str, Any] = json.loads(served())
     return loaded
 
 
 def upstream() -> dict[str, Any]:
-    """A fresh copy of the fixture's whole description, to change."""
+    """A fresh copy of the whole description the FastAPI stand-in serves, to change."""
     return copy.deepcopy(_upstream())
 
 
