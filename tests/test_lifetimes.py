@@ -347,7 +347,9 @@ def test_cancelled_calls_hold_nothing(local: LocalServer, backend: str) -> None:
             with anyio.fail_after(30):  # 50 calls asleep before their retry
                 await cancel_after(lambda: usage(**QUERY, retries=patient), 50, ready=50)
             assert connections.gate.value == 100
-            assert len(open_connections(local)) <= 20  # httpx's keep-alive pool at most
+            # At most the 50 that answered the 503s, idle for reuse: none of the 100 cancelled
+            # in the middle of an answer is left open.
+            assert len(open_connections(local)) <= 50
             local.reset()
             started = time.monotonic()
             with anyio.fail_after(10):
