@@ -205,7 +205,7 @@ def _ensure_chromium(session: nox.Session) -> str:
     """Debian's chromium, which the HTML report's tests open pages in (through Playwright, which
     is never asked to download a browser of its own): `CHROMIUM_BIN` or `chromium` on PATH;
     else installed with apt-get when this is a Debian-like machine and we are root (as in CI);
-    else a clear error."""
+    else Playwright's own Chromium, downloaded by `playwright install`; else a clear error."""
     found = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium")
     if found:
         return found
@@ -218,10 +218,23 @@ def _ensure_chromium(session: nox.Session) -> str:
         found = shutil.which("chromium")
         if found:
             return found
+    # Elsewhere (a developer's machine, not root): Playwright's own Chromium, downloaded once.
+    session.log("no chromium on PATH: installing Playwright's own Chromium for the browser tests")
+    session.run("python", "-m", "playwright", "install", "chromium")
+    found = session.run("python", "-c", _PLAYWRIGHT_CHROMIUM, silent=True)
+    if isinstance(found, str) and Path(found.strip()).exists():
+        return found.strip()
     session.error(
-        "the browser tests need Debian's chromium: `sudo apt-get install chromium` "
-        "(or set CHROMIUM_BIN to a Chromium or Chrome binary)"
+        "the browser tests need Chromium: `sudo apt-get install chromium`, "
+        "or set CHROMIUM_BIN to a Chromium or Chrome binary"
     )
+
+
+#: Prints where `playwright install chromium` put its browser.
+_PLAYWRIGHT_CHROMIUM = (
+    "from playwright.sync_api import sync_playwright\n"
+    "with sync_playwright() as p: print(p.chromium.executable_path)"
+)
 
 
 def _pytest(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
