@@ -27,6 +27,7 @@ UPSTREAM = ROOT / "tests" / "opper_upstream.json"
 #: What `nox -s update-spec` reads and writes, copied into a sandbox.
 SANDBOXED = [
     "noxfile.py",
+    "pyproject.toml",  # noxfile.py reads the Pythons it tests on from it
     "tools",
     "openapi.yaml",
     "openapi-overlay.yaml",
