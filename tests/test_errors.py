@@ -103,34 +103,102 @@ def test_typed_status_with_a_non_json_body_is_an_api_error(usage: Usage) -> None
     assert type(error) is errors.APIError
 
 
+NOT_JSON = "Expecting value: line 1 column 1 (char 0)"  # json.JSONDecodeError's own words
+
+
 @pytest.mark.parametrize(
     ("response", "cause"),
     [
         (httpx.Response(404, json={"foo": 1}), "required key 'detail' is missing"),
-        (httpx.Response(422, text="not json", headers={"content-type": "application/json"}), ""),
+        (httpx.Response(422, text="not json", headers={"content-type": "application/json"}),
+         NOT_JSON),
         (httpx.Response(401, json=[1, 2]), "expected an error object, got an array"),
-        (httpx.Response(401, json={"detail": None, "message": 5}), "'message' must be a string"),
-        (httpx.Response(422, json={"detail": None, "type": []}), "'type' must be a string"),
-        (httpx.Response(200, text="<html>ok</html>", headers={"content-type": "text/html"}), ""),
-        (httpx.Response(200, text="not json"), ""),
+        (httpx.Response(401, json={"detail": None, "message": 5}), "'message' must be a string, not int"),
+        (httpx.Response(422, json={"detail": None, "type": []}), "'type' must be a string, not list"),
+        (httpx.Response(200, text="<html>ok</html>", headers={"content-type": "text/html"}),
+         NOT_JSON),
+        (httpx.Response(200, text="not json"), NOT_JSON),
         (httpx.Response(200, json={"a": 1}), "expected an array of items, got an object"),
         (httpx.Response(200, json=[{"cost": "1"}]),
          "item 0: required key 'time_bucket' is missing"),
-        (httpx.Response(200, json=[{"time_bucket": "x", "cost": "1"}]), "item 0: 'time_bucket'"),
+        (httpx.Response(200, json=[{"time_bucket": "x", "cost": "1"}]),
+         "item 0: 'time_bucket' must be an ISO 8601 date-time, got 'x'"),
         (httpx.Response(200, json=[{"time_bucket": "2026-11-01T00:00:00Z", "cost": 1}]),
          "item 0: 'cost' must be a string, got a number"),
-        (httpx.Response(204), ""),
+        (httpx.Response(204), NOT_JSON),  # no body at all
     ],
 )  # fmt: skip
 def test_bodies_that_do_not_fit_the_schema(
     usage: Usage, response: httpx.Response, cause: str
 ) -> None:
+    """The cause says what did not fit, and the message repeats it after its first words."""
     error = fail_mock(usage, response)
     assert type(error) is errors.ResponseValidationError
-    assert str(error).startswith("Response validation failed: ")
     assert isinstance(error.cause, ValueError)
-    assert cause in str(error.cause)
+    assert str(error.cause) == cause
+    assert str(error).startswith(f"Response validation failed: {cause}. Status {response.status_code}")
     assert error.status_code == response.status_code
+
+
+API_ERRORS = [
+    # (status, content type, body, the message)
+    (503, "text/html", "<html>down</html>",
+     "API error occurred: Status 503 Content-Type text/html. Body: <html>down</html>"),
+    # A status the spec types, with a body that is not JSON: no typed error, the API error's
+    # words (">= 400", not "> 400": the 400 itself is an error answer).
+    (400, "text/html", "<h1>Bad Request</h1>",
+     "API error occurred: Status 400 Content-Type text/html. Body: <h1>Bad Request</h1>"),
+    (422, "text/plain", "nope", "API error occurred: Status 422 Content-Type text/plain. Body: nope"),
+    (599, "text/plain", "x", "API error occurred: Status 599 Content-Type text/plain. Body: x"),
+    # JSON is not named (as the official SDK words it); a content type with a space is quoted.
+    (500, "application/json", '{"detail":null}',
+     'API error occurred: Status 500. Body: {"detail":null}'),
+    (502, "text/plain; charset=utf-8", "bad gateway",
+     'API error occurred: Status 502 Content-Type "text/plain; charset=utf-8". Body: bad gateway'),
+    (502, "text/plain;charset=utf-8", "bad gateway",
+     "API error occurred: Status 502 Content-Type text/plain;charset=utf-8. Body: bad gateway"),
+    # No content type at all, no body at all: both shown as "".
+    (504, None, "", 'API error occurred: Status 504 Content-Type "". Body: ""'),
+    # Below 400 and not 2XX: not an error answer, an unexpected one.
+    (304, "text/plain", "", 'Unexpected response received: Status 304 Content-Type text/plain. Body: ""'),
+    (399, "application/json", "{}", "Unexpected response received: Status 399. Body: {}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "content_type", "body", "message"), API_ERRORS)
+def test_every_api_error_message_form(
+    usage: Usage, status: int, content_type: str | None, body: str, message: str
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    error = fail_mock(usage, httpx.Response(status, content=body.encode(), headers=headers))
+    assert type(error) is errors.APIError
+    assert str(error) == error.message == message
+    assert (error.status_code, error.body) == (status, body)
+
+
+def test_api_error_message_with_a_request_id_and_a_long_body(usage: Usage) -> None:
+    body = "y" * 10_001
+    response = httpx.Response(
+        500, text=body, headers={"content-type": "text/plain", "x-request-id": "req_9"}
+    )
+    error = fail_mock(usage, response)
+    assert error.message == (
+        "API error occurred: Status 500 Content-Type text/plain. Body: "
+        + "y" * 10_000
+        + "...and 1 more chars"
+    )
+    assert str(error) == error.message + " (request id req_9)"
+
+
+def test_an_api_error_made_without_a_message_is_the_description() -> None:
+    """`APIError(message, raw_response, body)`, the official SDK's signature: an empty
+    message leaves the description alone, and `body` is what it quotes."""
+    response = httpx.Response(502, text="ignored", headers={"content-type": "text/html"})
+    error = errors.APIError("", response, body="<p>proxy</p>")
+    assert str(error) == "Status 502 Content-Type text/html. Body: <p>proxy</p>"
+    assert error.body == "<p>proxy</p>"
+    named = errors.APIError("Gateway", response)
+    assert str(named) == "Gateway: Status 502 Content-Type text/html. Body: ignored"
 
 
 def test_redirect_not_followed_is_an_unexpected_response(usage: Usage) -> None:

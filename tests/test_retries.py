@@ -119,6 +119,25 @@ def test_policy_backoff_grows_with_jitter_proportional_to_the_interval() -> None
         assert len(set(waits)) > 100  # jittered, not constant
 
 
+@pytest.mark.parametrize("retries", [0, 3])
+def test_the_jitter_is_25_percent_either_side_of_the_interval(retries: int) -> None:
+    """The README promises +-25 %: waits fall both below and above the nominal interval,
+    about half each way, reaching near both ends (a one-sided jitter, 0.75-1.0 or 1.0-1.25,
+    fails here). 400 draws: the chance of a correct jitter failing is below 1e-15."""
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(200, 60_000, 2.0, 600_000)))
+    interval = 0.2 * 2.0**retries
+    ratios = []
+    for _ in range(400):
+        wait = policy.delay(retries, 0.0, response(503))
+        assert wait is not None
+        ratios.append(wait / interval)
+    assert 0.75 <= min(ratios) < 0.8
+    assert 1.2 < max(ratios) <= 1.25
+    below = sum(ratio < 1.0 for ratio in ratios)
+    assert 140 <= below <= 260  # half of 400, within 6 standard deviations
+    assert 0.95 < sum(ratios) / len(ratios) < 1.05
+
+
 def test_policy_caps_waits_at_max_interval() -> None:
     policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1_000, 1_500, 3.0, 60_000)))
     assert policy.delay(4, 0.0, response(503)) == 1.5
