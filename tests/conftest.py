@@ -111,6 +111,24 @@ def server() -> Iterator[LocalServer]:
         _stop(proc)
 
 
+@pytest.fixture(scope="session")
+def keyed() -> Iterator[LocalServer]:
+    """A server process like `server`, but one that accepts the bearer token `API_KEY` and no
+    other (`--api-key`): a call that succeeds sent exactly that key; any other gets a 401."""
+    proc, base = _start(
+        [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0",
+         "--api-key", API_KEY],
+        lambda line: (
+            line.strip().removeprefix("listening on ") if line.startswith("listening on ") else None
+        ),
+        timeout=30,
+    )  # fmt: skip
+    try:
+        yield LocalServer(base)
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture
 def local(server: LocalServer) -> LocalServer:
     """The server with an empty fault script and no recorded requests."""

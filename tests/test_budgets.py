@@ -146,6 +146,31 @@ def test_waiting_at_the_gate_does_not_use_up_the_budget(
     assert local.stats()["requests"] == 3
 
 
+def test_the_calls_clock_starts_at_the_gate_too(
+    local: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that waits 1.5 s for a place, then gets a 503: its retry is still within its
+    1 s `max_elapsed_time`, which counts from its first attempt, not from the wait."""
+    monkeypatch.setattr(_connections, "ASYNC_CONCURRENCY", 2)
+    local.script(
+        {"delay_ms": 1_500},
+        {"delay_ms": 1_500},
+        {"status": 503, "headers": {"Retry-After": "0"}},
+    )
+    retries = RetryConfig("backoff", BackoffStrategy(10, 10, 1, 1_000), max_retries=1)
+
+    async def main() -> None:
+        async with Opper(http_bearer=API_KEY, server_url=local.url, retry_config=None) as opper:
+            usage = opper.analytics.get_usage_async
+            slow = [asyncio.create_task(usage(timeout_ms=5_000)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both slow calls hold the gate's two places
+            assert await usage(retries=retries)  # the retry's answer: the server's data
+            await asyncio.gather(*slow)
+
+    asyncio.run(main())
+    assert local.stats()["requests"] == 4
+
+
 def test_our_sync_clients_connections_keep_to_the_deadline() -> None:
     """The sync client Opper makes reads through `DeadlineBackend`: httpx has no argument for
     it, so it is set on httpx's pool; this fails if a new httpx moves that pool."""

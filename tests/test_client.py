@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -54,20 +55,73 @@ def test_async_context_manager_closes_its_own_clients() -> None:
         asyncio.run(opper.analytics.get_usage_async())
 
 
-def test_clients_passed_in_are_used_and_left_open(usage: Usage) -> None:
-    sync_client = httpx.Client(transport=Recorder(httpx.Response(200, json=ITEMS)).transport)
-    with Opper(http_bearer=API_KEY, server_url=URL, client=sync_client) as opper:
+@pytest.mark.parametrize("ending", ["with", "close()"])
+def test_a_client_passed_in_is_used_and_left_open(ending: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=ITEMS))
+    sync_client = httpx.Client(transport=recorder.transport)
+    opper = Opper(http_bearer=API_KEY, server_url=URL, client=sync_client)
+    if ending == "with":
+        with opper:
+            assert len(opper.analytics.get_usage()) == 2
+    else:
         assert len(opper.analytics.get_usage()) == 2
+        opper.close()
     assert not sync_client.is_closed
+    assert sync_client.get(URL).status_code == 200  # still usable: yours to go on with
+    assert len(recorder.requests) == 2
     sync_client.close()
 
 
-def test_httpx_client_settings_apply(usage: Usage) -> None:
+@pytest.mark.parametrize("ending", ["async with", "aclose()", "close()"])
+def test_an_async_client_passed_in_is_used_and_left_open(ending: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=ITEMS))
+
+    async_client = httpx.AsyncClient(transport=recorder.transport)
+
+    async def main() -> None:
+        opper = Opper(http_bearer=API_KEY, server_url=URL, async_client=async_client)
+        if ending == "async with":
+            async with opper:
+                assert len(await opper.analytics.get_usage_async()) == 2
+        else:
+            assert len(await opper.analytics.get_usage_async()) == 2
+            await opper.aclose() if ending == "aclose()" else opper.close()
+        assert not async_client.is_closed
+
+    asyncio.run(main())  # its end runs what close() left to the loop
+    assert not async_client.is_closed
+
+    async def go_on() -> None:
+        assert (await async_client.get(URL)).status_code == 200
+        await async_client.aclose()
+
+    asyncio.run(go_on())
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_httpx_client_settings_apply(mode: str) -> None:
     recorder = Recorder(httpx.Response(200, json=[]))
-    client = httpx.Client(transport=recorder.transport, headers={"X-Team": "data"})
-    with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
-        opper.analytics.get_usage()
-    assert recorder.requests[0].headers["x-team"] == "data"
+    settings: dict[str, Any] = {"transport": recorder.transport, "headers": {"X-Team": "data"}}
+    if mode == "sync":
+        with (
+            httpx.Client(**settings) as client,
+            Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper,
+        ):
+            opper.analytics.get_usage()
+    else:
+
+        async def main() -> None:
+            async with (
+                httpx.AsyncClient(**settings) as client,
+                Opper(http_bearer=API_KEY, server_url=URL, async_client=client) as opper,
+            ):
+                await opper.analytics.get_usage_async()
+
+        asyncio.run(main())
+    (request,) = recorder.requests
+    assert request.headers["x-team"] == "data"
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_timeouts_reach_the_request(usage: Usage) -> None:

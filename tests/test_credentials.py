@@ -1,7 +1,7 @@
 """Credentials as both generations of the official SDK spell them (`api_key`/`OPPER_API_KEY`,
 `http_bearer`/`OPPER_HTTP_BEARER`), `OPPER_BASE_URL`, and a key no repr or pickle shows.
 
-The key is checked over real sockets: the server here accepts only `KEY`, so a call that
+The key is checked over real sockets: the `keyed` server accepts only `KEY`, so a call that
 succeeds sent exactly that bearer token, and one that sent anything else gets a 401.
 """
 
@@ -11,7 +11,6 @@ import asyncio
 import copy
 import gc
 import pickle
-import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -19,24 +18,10 @@ from typing import Any
 
 import pytest
 
-from conftest import LocalServer, _start, _stop
+from conftest import API_KEY, LocalServer
 from opperai_usage import Opper, errors
 
-KEY = "sk-credentials-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[LocalServer]:
-    """A local server process that accepts `KEY` only."""
-    proc, base = _start(
-        [sys.executable, "-m", "opperai_usage.testing", "--port", "0", "--api-key", KEY],
-        lambda line: line.strip().removeprefix("listening on ") if "listening on" in line else None,
-        timeout=30,
-    )
-    try:
-        yield LocalServer(base)
-    finally:
-        _stop(proc)
+KEY = API_KEY  # the one key the `keyed` server (conftest) accepts
 
 
 @pytest.fixture(autouse=True)

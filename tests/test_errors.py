@@ -113,8 +113,10 @@ NOT_JSON = "Expecting value: line 1 column 1 (char 0)"  # json.JSONDecodeError's
         (httpx.Response(422, text="not json", headers={"content-type": "application/json"}),
          NOT_JSON),
         (httpx.Response(401, json=[1, 2]), "expected an error object, got an array"),
-        (httpx.Response(401, json={"detail": None, "message": 5}), "'message' must be a string, not int"),
-        (httpx.Response(422, json={"detail": None, "type": []}), "'type' must be a string, not list"),
+        (httpx.Response(401, json={"detail": None, "message": 5}),
+         "'message' must be a string, not int"),
+        (httpx.Response(422, json={"detail": None, "type": []}),
+         "'type' must be a string, not list"),
         (httpx.Response(200, text="<html>ok</html>", headers={"content-type": "text/html"}),
          NOT_JSON),
         (httpx.Response(200, text="not json"), NOT_JSON),
@@ -136,7 +138,8 @@ def test_bodies_that_do_not_fit_the_schema(
     assert type(error) is errors.ResponseValidationError
     assert isinstance(error.cause, ValueError)
     assert str(error.cause) == cause
-    assert str(error).startswith(f"Response validation failed: {cause}. Status {response.status_code}")
+    status = response.status_code
+    assert str(error).startswith(f"Response validation failed: {cause}. Status {status}")
     assert error.status_code == response.status_code
 
 
@@ -148,7 +151,8 @@ API_ERRORS = [
     # words (">= 400", not "> 400": the 400 itself is an error answer).
     (400, "text/html", "<h1>Bad Request</h1>",
      "API error occurred: Status 400 Content-Type text/html. Body: <h1>Bad Request</h1>"),
-    (422, "text/plain", "nope", "API error occurred: Status 422 Content-Type text/plain. Body: nope"),
+    (422, "text/plain", "nope",
+     "API error occurred: Status 422 Content-Type text/plain. Body: nope"),
     (599, "text/plain", "x", "API error occurred: Status 599 Content-Type text/plain. Body: x"),
     # JSON is not named (as the official SDK words it); a content type with a space is quoted.
     (500, "application/json", '{"detail":null}',
@@ -160,7 +164,8 @@ API_ERRORS = [
     # No content type at all, no body at all: both shown as "".
     (504, None, "", 'API error occurred: Status 504 Content-Type "". Body: ""'),
     # Below 400 and not 2XX: not an error answer, an unexpected one.
-    (304, "text/plain", "", 'Unexpected response received: Status 304 Content-Type text/plain. Body: ""'),
+    (304, "text/plain", "",
+     'Unexpected response received: Status 304 Content-Type text/plain. Body: ""'),
     (399, "application/json", "{}", "Unexpected response received: Status 399. Body: {}"),
 ]  # fmt: skip
 

@@ -51,9 +51,7 @@ class HoldingServer(ThreadingHTTPServer):
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with self.lock:
-                if self.held > GATE or (
-                    self.held and time.monotonic() - self.last_arrival > quiet
-                ):
+                if self.held > GATE or (self.held and time.monotonic() - self.last_arrival > quiet):
                     return self.held
             time.sleep(0.02)
         with self.lock:
