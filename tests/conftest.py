@@ -30,6 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `nox -s mutants` (tests/MUTANTS.md) only: the quickest tests first, as timed by
+    mutmut's first run, so that a mutant a quick test catches is caught in seconds (mutmut
+    stops at the first failure)."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    import json
+
+    stats = Path("mutmut-stats.json")  # mutmut runs the tests in its mutants/ folder
+    if stats.exists():
+        durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
 @dataclass
 class LocalServer:
     """A server run as a process: `url` is what `server_url` takes; the rest drives its fault

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, LocalServer, Recorder, Usage
-from opperai_usage import InsecureTransportWarning, Opper, errors
+from opperai_usage import InsecureTransportWarning, Opper, _client, errors
 from opperai_usage._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
 
 URL = "http://127.0.0.1:9/v2"
@@ -189,7 +189,9 @@ def test_opper_debug_prints_each_line_once(local: LocalServer, logging_setup: st
     assert local.stats()["requests"] == 2
 
 
-def test_plain_http_to_a_remote_host_warns_once() -> None:
+def test_plain_http_to_a_remote_host_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once per host and process: as if this process had not warned about it yet.
+    monkeypatch.setattr(_client, "_warned_hosts", set())
     recorder = Recorder(httpx.Response(200, json=[]))
     client = httpx.Client(transport=recorder.transport)
     with Opper(

@@ -1,0 +1,119 @@
+"""OPPER_DEBUG's lines, in this process: printed once, by the application's logging when it
+prints them, else on stderr by the client's own handler (test_client.py runs the same as a
+subprocess, with `logging.basicConfig()` called before, after or never)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import httpx
+import pytest
+
+from conftest import API_KEY, Recorder
+from opperai_usage import Opper
+
+URL = "http://127.0.0.1:9/v2"
+LINE = f"GET {URL}/analytics/usage -> 200 (attempt 1, "
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `opperai_usage` logger as the client first finds it, OPPER_DEBUG=1."""
+    ours = logging.getLogger("opperai_usage")
+    monkeypatch.setattr(ours, "handlers", [])
+    monkeypatch.setattr(ours, "propagate", True)
+    monkeypatch.setattr(ours, "level", logging.NOTSET)
+    monkeypatch.setenv("OPPER_DEBUG", "1")
+
+
+def one_call(*application: logging.Handler) -> None:
+    """A call made while the root logger has only `application`'s handlers (none: a program
+    that configured no logging). pytest's own capture handler is set aside meanwhile."""
+    root = logging.getLogger()
+    kept, root.handlers = root.handlers, list(application)
+    try:
+        recorder = Recorder(httpx.Response(200, json=[]))
+        client = httpx.Client(transport=recorder.transport)
+        with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
+            opper.analytics.get_usage()
+    finally:
+        root.handlers = kept
+
+
+def application_handler(level: int) -> tuple[logging.Handler, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(level)
+    return handler, stream
+
+
+def test_without_logging_configured_the_line_goes_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    one_call()
+    err = capsys.readouterr().err
+    assert err.count(LINE) == 1
+    assert " opperai_usage GET " in err  # the client's own format
+    assert API_KEY not in err
+
+
+def test_an_application_handler_that_prints_debug_prints_it_instead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`logging.basicConfig(level=logging.DEBUG)`: the application's handler prints the line,
+    the client's does not print it again (a handler at exactly DEBUG prints DEBUG)."""
+    handler, stream = application_handler(logging.DEBUG)
+    one_call(handler)
+    assert stream.getvalue().count(LINE) == 1
+    assert LINE not in capsys.readouterr().err
+
+
+def test_an_application_handler_that_skips_debug_leaves_it_to_ours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`logging.basicConfig()` (WARNING): the application would not print a DEBUG line, so
+    the client's handler does."""
+    handler, stream = application_handler(logging.WARNING)
+    one_call(handler)
+    assert LINE not in stream.getvalue()
+    assert capsys.readouterr().err.count(LINE) == 1
+
+
+def test_a_logger_that_does_not_propagate_prints_it_itself(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`opperai_usage` set not to propagate: the application's handlers never see the line,
+    whatever their level, so the client's prints it."""
+    handler, stream = application_handler(logging.DEBUG)
+    monkeypatch.setattr(logging.getLogger("opperai_usage"), "propagate", False)
+    one_call(handler)
+    assert LINE not in stream.getvalue()
+    assert capsys.readouterr().err.count(LINE) == 1
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "FALSE", "no", "No"])
+def test_opper_debug_off_prints_nothing(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    monkeypatch.setenv("OPPER_DEBUG", value)
+    one_call()
+    assert capsys.readouterr().err == ""
+    assert logging.getLogger("opperai_usage").handlers == []
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes", "debug"])
+def test_opper_debug_on_adds_one_handler_however_many_clients(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    monkeypatch.setenv("OPPER_DEBUG", value)
+    one_call()
+    one_call()
+    logger = logging.getLogger("opperai_usage")
+    assert len(logger.handlers) == 1
+    assert logger.level == logging.DEBUG
+    assert capsys.readouterr().err.count(LINE) == 2  # one line per call, each once
