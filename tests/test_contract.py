@@ -113,3 +113,27 @@ def test_default_error_response_is_api_error() -> None:
 
 def test_default_server_url_is_the_specs() -> None:
     assert spec()["servers"][0]["url"] == DEFAULT_SERVER_URL
+
+
+def test_each_parameter_is_checked_by_the_type_the_generated_code_declares() -> None:
+    """The check for each query parameter is chosen from the generated `_get_kwargs` type
+    hints; a parameter of a type the overlay has no check for fails loudly, naming it."""
+    import functools
+    import typing
+
+    from opperai_usage._generated.api.analytics import usage_analytics_usage_get as endpoint
+    from opperai_usage._generated.types import Unset
+    from opperai_usage._query import _as_datetime, _as_enum, _as_str_list, _coercer_for
+
+    hints = typing.get_type_hints(endpoint._get_kwargs)
+    assert _coercer_for("from_date", hints["from_date"]) is _as_datetime
+    assert _coercer_for("fields", hints["fields"]) is _as_str_list
+    granularity = _coercer_for("granularity", hints["granularity"])
+    assert isinstance(granularity, functools.partial)
+    assert (granularity.func, granularity.args) == (_as_enum, (models.Granularity,))
+    for hint in (int | None | Unset, list[int] | None | Unset, str | Unset):
+        with pytest.raises(TypeError) as raised:
+            _coercer_for("limit", hint)
+        assert str(raised.value) == (
+            f"query parameter 'limit' has a type the overlay cannot check yet: {hint}"
+        )

@@ -360,3 +360,121 @@ def test_str_without_a_request_id_is_the_message(usage: Usage) -> None:
     error = fail_mock(usage, httpx.Response(401, json={"detail": None, "message": "Nope"}))
     assert error.request_id is None
     assert str(error) == error.message == "Nope"
+
+
+# -- which answers get a typed error: the status the spec documents, with a JSON body
+
+
+@pytest.mark.parametrize(
+    ("content_type", "typed"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("application/json;charset=utf-8; profile=x", True),
+        ("Application/JSON", True),
+        ("application/problem+json", True),  # RFC 9457's problem details are JSON too
+        ("application/vnd.api+JSON; charset=utf-8", True),
+        ("text/plain; format=application/json", False),
+        ("text/json+html", False),
+        (None, False),  # no content type at all: not known to be JSON
+    ],
+)
+def test_a_documented_status_is_typed_when_its_body_is_json(
+    usage: Usage, content_type: str | None, typed: bool
+) -> None:
+    body = b'{"type": "NotFoundError", "message": "No such project", "detail": null}'
+    headers = {} if content_type is None else {"content-type": content_type}
+    error = fail_mock(usage, httpx.Response(404, content=body, headers=headers))
+    assert type(error) is (errors.NotFoundError if typed else errors.APIError)
+    assert (error.message == "No such project") is typed
+
+
+def test_which_status_gets_which_typed_error_is_read_from_the_generated_parser() -> None:
+    from opperai_usage._decode import _typed_errors
+    from opperai_usage._generated import models as generated
+
+    assert _typed_errors.__wrapped__() == {
+        400: errors.BadRequestError,
+        401: errors.UnauthorizedError,
+        404: errors.NotFoundError,
+        422: errors.RequestValidationError,
+    }
+    assert errors.typed_error_for(generated.NotFoundError) is errors.NotFoundError
+    assert errors.typed_error_for(generated.GetUsageResultItem) is None
+
+
+def test_an_empty_message_falls_back_to_the_body(usage: Usage) -> None:
+    body = '{"type": "BadRequestError", "message": "", "detail": null}'
+    response = httpx.Response(400, text=body, headers={"content-type": "application/json"})
+    error = fail_mock(usage, response)
+    assert type(error) is errors.BadRequestError
+    assert error.message == body
+    assert str(error) == body
+
+
+# -- errors made by hand (the official SDK's signatures), as tests of user code make them
+
+
+def test_errors_made_by_hand_carry_what_they_were_given() -> None:
+    response = httpx.Response(400, text="raw", headers={"x-request-id": "req_7"})
+    data = errors.BadRequestErrorData.from_dict({"message": "Bad range", "detail": None})
+    bad = errors.BadRequestError(data, response, body="given")
+    assert (bad.message, bad.body, bad.status_code) == ("Bad range", "given", 400)
+    assert repr(bad) == "BadRequestError(status_code=400, message='Bad range')"
+    assert str(bad) == "Bad range (request id req_7)"
+
+    cause = ValueError("'cost' must be a string")
+    invalid = errors.ResponseValidationError("Bad answer", response, cause, body="shown")
+    assert invalid.body == "shown"
+    assert str(invalid) == (
+        "Bad answer: 'cost' must be a string. Status 400 Content-Type text/plain; "
+        "charset=utf-8. Body: shown (request id req_7)".replace(
+            "text/plain; charset=utf-8", '"text/plain; charset=utf-8"'
+        )
+    )
+    assert invalid.cause is cause
+    assert invalid.__cause__ is cause  # tracebacks show it as the direct cause
+    assert repr(invalid).startswith("ResponseValidationError(status_code=400, ")
+
+
+def test_errors_made_by_hand_pickle_too() -> None:
+    """A response built by hand has no request (httpx raises on `.request`): the error still
+    pickles, with what it says."""
+    error = errors.APIError("Gateway", httpx.Response(502, text="<p>down</p>"))
+    restored = pickle.loads(pickle.dumps(error))
+    assert type(restored) is errors.APIError
+    assert (str(restored), restored.args, restored.body) == (str(error), error.args, error.body)
+
+
+def test_a_pickled_error_keeps_the_redirects_it_refers_to_without_the_key() -> None:
+    """A redirect your own client did not follow (`next_request`), and those a client did
+    follow on its way to an error (`history`): both survive a pickle, credentials redacted."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/usage"):
+            return httpx.Response(307, headers={"location": "/v2/moved"})
+        return httpx.Response(503, text="down")
+
+    def pickled_error(follow: bool) -> errors.OpperError:
+        client = httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=follow)
+        options: dict[str, Any] = {"client": client, "retry_config": None}
+        with (
+            Opper(http_bearer=API_KEY, server_url=URL, **options) as opper,
+            pytest.raises(errors.APIError) as raised,
+        ):
+            opper.analytics.get_usage()
+        pickled = pickle.dumps(raised.value)
+        assert API_KEY.encode() not in pickled
+        restored: errors.OpperError = pickle.loads(pickled)
+        assert restored.args == raised.value.args
+        return restored
+
+    unfollowed = pickled_error(follow=False).raw_response
+    assert unfollowed.status_code == 307
+    assert unfollowed.next_request is not None
+    assert str(unfollowed.next_request.url) == "http://127.0.0.1:9/v2/moved"
+    assert unfollowed.next_request.headers["authorization"] == "<redacted>"
+    followed = pickled_error(follow=True).raw_response
+    assert followed.status_code == 503
+    assert [earlier.status_code for earlier in followed.history] == [307]
+    assert followed.history[0].request.headers["authorization"] == "<redacted>"

@@ -101,6 +101,9 @@ def test_a_new_loop_per_test_with_one_shared_client(local: LocalServer, finalize
             loop.close()
         if finalized:
             assert open_connections(local) == []
+        # Nothing is kept for a loop that is gone: a bare-closed one is let go on the next
+        # loop's first call, or when the client closes.
+        assert len(opper._connections._loops) <= 1
     assert local.stats()["requests"] == 4
     opper.close()
     with warnings.catch_warnings():

@@ -215,3 +215,32 @@ def test_max_elapsed_time_applies_only_while_retries_are_on() -> None:
     assert RetryPolicy(None).max_elapsed_s is None
     assert RetryPolicy(RetryConfig("none")).max_elapsed_s is None
     assert RetryPolicy(DEFAULT_RETRY_CONFIG).max_elapsed_s == 60.0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BackoffStrategy(-1, 5, 2.0, 1_000),
+         "initial_interval of BackoffStrategy must be a finite number >= 0, not -1"),
+        (lambda: BackoffStrategy(1, -0.5, 2.0, 1_000),
+         "max_interval of BackoffStrategy must be a finite number >= 0, not -0.5"),
+        (lambda: BackoffStrategy(1, 5, 0, 1_000),
+         "exponent of BackoffStrategy must be a finite number > 0, not 0"),
+        (lambda: BackoffStrategy(1, 5, 2.0, 0.0),
+         "max_elapsed_time of BackoffStrategy must be a finite number > 0, not 0.0"),
+    ],
+)  # fmt: skip
+def test_retry_settings_say_what_is_allowed(make: Any, message: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        make()
+    assert str(raised.value) == message
+
+
+def test_zero_intervals_are_allowed_and_retry_at_once(usage: Usage) -> None:
+    """initial_interval and max_interval may be 0 (retry without waiting); exponent and
+    max_elapsed_time must be above 0."""
+    config = RetryConfig("backoff", BackoffStrategy(0, 0, 1.0, 5_000), max_retries=2)
+    assert RetryPolicy(config).delay(1, 0.0, response(503)) == 0.0
+    recorder = Recorder(httpx.Response(503), ok())
+    assert usage(server_url=URL, transport=recorder.transport, retry_config=config)
+    assert len(recorder.requests) == 2
