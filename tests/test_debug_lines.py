@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+
 import httpx
 import pytest
 
