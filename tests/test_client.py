@@ -40,8 +40,9 @@ def test_sync_context_manager_closes_its_own_client() -> None:
     with Opper(http_bearer=API_KEY) as opper:
         client = opper._get_client()
     assert client.is_closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError) as raised:
         opper.analytics.get_usage()
+    assert str(raised.value) == ("this Opper client is closed; create a new one to make more calls")
 
 
 def test_async_context_manager_closes_its_own_clients() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import httpx
 import pytest
@@ -54,7 +55,9 @@ def test_without_logging_configured_the_line_goes_to_stderr(
     one_call()
     err = capsys.readouterr().err
     assert err.count(LINE) == 1
-    assert " opperai_usage GET " in err  # the client's own format
+    # The client's own format: the time, its name, the line.
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert re.fullmatch(rf"{stamp} opperai_usage {re.escape(LINE)}[\d.]+ ms\)\n", err), err
     assert API_KEY not in err
 
 
@@ -93,13 +96,16 @@ def test_a_logger_that_does_not_propagate_prints_it_itself(
     assert capsys.readouterr().err.count(LINE) == 1
 
 
-@pytest.mark.parametrize("value", ["", "0", "false", "FALSE", "no", "No"])
+@pytest.mark.parametrize("value", [None, "", "0", "false", "FALSE", "no", "No"])
 def test_opper_debug_off_prints_nothing(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    value: str,
+    value: str | None,
 ) -> None:
-    monkeypatch.setenv("OPPER_DEBUG", value)
+    if value is None:
+        monkeypatch.delenv("OPPER_DEBUG")
+    else:
+        monkeypatch.setenv("OPPER_DEBUG", value)
     one_call()
     assert capsys.readouterr().err == ""
     assert logging.getLogger("opperai_usage").handlers == []

@@ -308,3 +308,22 @@ def test_a_moment_out_of_range_in_utc_is_refused_naming_the_parameter(
     assert raised.value.parameter == name
     assert str(raised.value) == f"{name} is out of range in UTC: {early!r}"
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"granularity": "weekly"},
+         "granularity must be one of 'day', 'hour', 'minute', 'month', 'year' "
+         "(or a Granularity member), not 'weekly'"),
+        ({"fields": ["a", 1]}, "fields[1] must be a string, not 1 (int)"),
+        ({"group_by": ["model", None]}, "group_by[1] must be a string, not None (NoneType)"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_described_in_full(
+    usage: Usage, call: dict[str, Any], message: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(server_url=URL, transport=recorder.transport, call=call)
+    assert str(raised.value) == message
