@@ -478,3 +478,34 @@ def test_a_pickled_error_keeps_the_redirects_it_refers_to_without_the_key() -> N
     assert followed.status_code == 503
     assert [earlier.status_code for earlier in followed.history] == [307]
     assert followed.history[0].request.headers["authorization"] == "<redacted>"
+
+
+LONG = "x" * 40  # from 40 characters on, a string is described, not quoted
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        ({"a": 1}, "expected an array of items, got an object"),
+        ("y" * 39, f"expected an array of items, got {'y' * 39!r}"),
+        (LONG, "expected an array of items, got a string"),
+        (True, "expected an array of items, got a boolean"),
+        (None, "expected an array of items, got null"),
+        (2.5, "expected an array of items, got a number"),
+        ([[]], "item 0: expected an object, got an array"),
+        ([{"time_bucket": {}, "cost": "1"}],
+         "item 0: 'time_bucket' must be a date-time string, got an object"),
+        ([{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1"}, {"time_bucket": LONG, "cost": "1"}],
+         "item 1: 'time_bucket' must be an ISO 8601 date-time, got a string"),
+        ([{"time_bucket": "2026-11-01T00:00:00Z", "cost": None}],
+         "item 0: 'cost' must be a string, got null"),
+        ([{"time_bucket": "2026-11-01T00:00:00Z", "cost": False}],
+         "item 0: 'cost' must be a string, got a boolean"),
+        ([{"time_bucket": "2026-11-01T00:00:00Z"}], "item 0: required key 'cost' is missing"),
+    ],
+)  # fmt: skip
+def test_what_did_not_fit_is_named(usage: Usage, answer: Any, cause: str) -> None:
+    response = httpx.Response(200, content=json.dumps(answer).encode())
+    error = fail_mock(usage, response)
+    assert type(error) is errors.ResponseValidationError
+    assert str(error.cause) == cause
