@@ -244,3 +244,55 @@ def test_zero_intervals_are_allowed_and_retry_at_once(usage: Usage) -> None:
     recorder = Recorder(httpx.Response(503), ok())
     assert usage(server_url=URL, transport=recorder.transport, retry_config=config)
     assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3", 3.0),
+        (" 3 ", 3.0),
+        ("0", 0.0),
+        ("86400", 60.0),  # the cap: a minute at most
+        ("\u00b2", None),  # a digit to str.isdigit(), not to HTTP: the backoff applies
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+    ],
+)
+def test_retry_after_in_seconds(header: str, expected: float | None) -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 600_000)))
+    raw = [(b"retry-after", header.encode("latin-1"))]  # as it comes off the wire
+    wait = policy.delay(0, 0.0, httpx.Response(503, headers=raw))
+    assert wait is not None
+    if expected is None:
+        assert 0.075 <= wait <= 0.125  # the backoff's 100 ms, jittered
+    else:
+        assert wait == expected
+
+
+def test_a_wait_that_would_end_exactly_at_max_elapsed_time_is_not_taken() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 10_000)))
+    five = httpx.Response(429, headers={"retry-after": "5"})
+    assert policy.delay(0, 4.5, five) == 5.0
+    assert policy.delay(0, 5.0, five) is None  # 5 + 5 s: the budget would be all gone
+
+
+def test_max_retries_counts_retries_not_attempts() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1, 1, 1.0, 60_000), max_retries=2))
+    assert policy.delay(0, 0.0, response(503)) is not None
+    assert policy.delay(1, 0.0, response(503)) is not None
+    assert policy.delay(2, 0.0, response(503)) is None
+    assert RetryPolicy(RetryConfig("backoff", max_retries=0)).delay(0, 0.0, response(503)) is None
+
+
+def test_without_a_backoff_the_default_one_applies() -> None:
+    """`RetryConfig("backoff")` alone: 0.5 s doubling to 8 s, 60 s in all; no retries after
+    connection errors unless asked."""
+    policy = RetryPolicy(RetryConfig("backoff"))
+    assert policy.max_elapsed_s == 60.0
+    first = policy.delay(0, 0.0, response(503))
+    assert first is not None
+    assert 0.375 <= first <= 0.625
+    assert policy.delay(10, 0.0, response(503)) == 8.0
+    assert policy.delay(0, 0.0, httpx.ConnectError("refused")) is None
+    assert RETRY_AFTER_CAP_S == 60.0
