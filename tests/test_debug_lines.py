@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from conftest import API_KEY, Recorder
+from conftest import API_KEY, LocalServer, Recorder
 from opperai_usage import Opper
 
 URL = "http://127.0.0.1:9/v2"
@@ -124,3 +124,30 @@ def test_opper_debug_on_adds_one_handler_however_many_clients(
     assert len(logger.handlers) == 1
     assert logger.level == logging.DEBUG
     assert capsys.readouterr().err.count(LINE) == 2  # one line per call, each once
+
+
+def test_each_line_says_how_long_its_attempt_took(
+    local: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 503 answered after 0.6 s, then the data after 0.1 s: each line has its own
+    attempt's time (not the call's, not seconds) and what comes next."""
+    local.script(
+        {"status": 503, "delay_ms": 600, "headers": {"Retry-After": "0"}}, {"delay_ms": 100}
+    )
+    logger = logging.getLogger("test.opperai.timing")
+    with (
+        caplog.at_level(logging.DEBUG, logger=logger.name),
+        Opper(http_bearer=API_KEY, server_url=local.url, debug_logger=logger) as opper,
+    ):
+        opper.analytics.get_usage()
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    pattern = r"GET \S+ -> (\d+) \(attempt (\d), ([\d.]+) ms(, retrying in 0.00s)?\)"
+    found = [re.fullmatch(pattern, line) for line in lines]
+    assert all(found), lines
+    (first, second) = [m.groups() for m in found if m]
+    assert first[:2] == ("503", "1")
+    assert first[3] == ", retrying in 0.00s"
+    assert 590 <= float(first[2]) < 5_000
+    assert second[:2] == ("200", "2")
+    assert second[3] is None
+    assert 90 <= float(second[2]) < 590  # the second attempt's own time, not the call's
