@@ -327,3 +327,17 @@ def test_bad_arguments_are_described_in_full(
     with pytest.raises(errors.InvalidArgumentError) as raised:
         usage(server_url=URL, transport=recorder.transport, call=call)
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("spelled", [str.lower, str.upper, str.title])
+def test_per_call_headers_replace_the_clients_whatever_their_case(
+    usage: Usage, spelled: Any
+) -> None:
+    """Header names are not cased (RFC 9110): `http_headers` replaces the client's own
+    Accept, User-Agent or Authorization however it spells them; none is sent twice."""
+    names = ("accept", "user-agent", "authorization")
+    given = {spelled(name): f"mine-{name}" for name in names}
+    request = sent(usage, http_headers=given)
+    for name in names:
+        assert request.headers.get_list(name) == [f"mine-{name}"]
+    assert request.headers.get_list("x-unrelated") == []
