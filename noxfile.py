@@ -356,7 +356,7 @@ MUTANT_GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "request": (
         ["_client", "_credentials", "_analytics", "_query"],
         ["client", "contract", "credentials", "debug_lines", "integration", "properties",
-         "requests", "secrecy"],
+         "requests", "retries", "secrecy"],
     ),
     "answer": (
         ["_decode", "errors"],
@@ -376,20 +376,29 @@ def mutants(session: nox.Session) -> None:
     """Mutation testing of the core modules (`[tool.mutmut]` in pyproject.toml): one-line bugs
     put into the code one at a time, each run against the tests that reach it. Prints the
     score and every survivor that tests/MUTANTS.md does not explain. Not in plain `nox`: it
-    takes longer than CI allows. `nox -s mutants -- sending` runs one group (MUTANT_GROUPS)."""
+    takes longer than CI allows. `nox -s mutants -- sending` runs one group (MUTANT_GROUPS);
+    mutant names (`opperai_usage._retries.x_f__mutmut_3`, or patterns with `*`) run only
+    those mutants."""
     session.install(".[fast]", *TEST_DEPS, MUTMUT)  # installed, not editable: see below
-    groups = session.posargs or list(MUTANT_GROUPS)
+    names = [arg for arg in session.posargs if arg.startswith("opperai_usage.")]
+    groups = [arg for arg in session.posargs if arg not in names]
     unknown = [group for group in groups if group not in MUTANT_GROUPS]
     if unknown:
         session.error(f"no such group: {unknown}; the groups are {list(MUTANT_GROUPS)}")
+    groups = groups or [
+        group
+        for group, (modules, _) in MUTANT_GROUPS.items()
+        if not names or any(name.split(".x")[0][14:] in modules for name in names)
+    ]
     statuses: dict[str, str] = {}
     started = time.monotonic()
     for group in groups:
         modules, tests = MUTANT_GROUPS[group]
+        mine = [name for name in names if name.split(".x")[0][14:] in modules]
         folder = _stage_mutants(modules, tests, MUTANTS_RUN / group)
         with session.chdir(folder):
             try:
-                session.run("mutmut", "run")
+                session.run("mutmut", "run", *mine)
             finally:
                 _stop_orphaned_servers(session)
             listing = session.run("mutmut", "results", "--all", "true", silent=True)

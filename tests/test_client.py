@@ -243,6 +243,9 @@ BAD_OPTIONS = [
     ({"server_url": "ftp://api.opper.ai"}, "server_url", "http(s) URL"),
     ({"timeout_ms": 0}, "timeout_ms", "positive number of milliseconds"),
     ({"timeout_ms": "60000"}, "timeout_ms", "positive number of milliseconds"),
+    ({"timeout_ms": True}, "timeout_ms", "positive number of milliseconds"),
+    ({"server_url": 5}, "server_url", "http(s) URL such as 'https://api.opper.ai/v2', not 5"),
+    ({"server_url": b"https://api.opper.ai/v2"}, "server_url", "http(s) URL"),
     ({"retry_config": {"strategy": "backoff"}}, "retry_config", "RetryConfig"),
     ({"client": httpx.AsyncClient()}, "client", "httpx.Client, not AsyncClient"),
     ({"async_client": httpx.Client()}, "async_client", "httpx.AsyncClient, not Client"),
@@ -276,3 +279,24 @@ def test_bad_call_options_fail_before_any_request(
     with pytest.raises(errors.InvalidArgumentError, match=f"^{named} "):
         usage(server_url=URL, transport=recorder.transport, call=call)
     assert recorder.requests == []
+
+
+def test_a_fraction_of_a_millisecond_is_a_timeout_too(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(server_url=URL, transport=recorder.transport, timeout_ms=0.5, retry_config=None)
+    assert recorder.requests[0].extensions["timeout"]["read"] == 0.0005
+
+
+@pytest.mark.parametrize(
+    ("server_url", "sent_to"),
+    [
+        ("http://127.0.0.1:9/v2/", "http://127.0.0.1:9/v2/analytics/usage"),
+        ("http://127.0.0.1:9/apiX//", "http://127.0.0.1:9/apiX/analytics/usage"),
+    ],
+)
+def test_a_trailing_slash_on_server_url_is_dropped(
+    usage: Usage, server_url: str, sent_to: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(server_url=server_url, transport=recorder.transport)
+    assert str(recorder.requests[0].url) == sent_to

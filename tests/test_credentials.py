@@ -16,9 +16,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from conftest import API_KEY, LocalServer
+from conftest import API_KEY, LocalServer, Recorder
 from opperai_usage import Opper, errors
 
 KEY = API_KEY  # the one key the `keyed` server (conftest) accepts
@@ -96,13 +97,25 @@ def test_opper_api_key_wins_and_a_difference_is_warned_without_values(
 ) -> None:
     monkeypatch.setenv("OPPER_API_KEY", KEY)
     monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-the-other-key")
-    with pytest.warns(UserWarning, match="OPPER_API_KEY and OPPER_HTTP_BEARER") as caught:
+    with pytest.warns(UserWarning, match="^OPPER_API_KEY and OPPER_HTTP_BEARER ") as caught:
         opper = Opper(server_url=keyed.url)
     (warning,) = caught
-    assert KEY not in str(warning.message)
-    assert "sk-the-other-key" not in str(warning.message)
-    assert warning.filename == __file__  # it points at the line that made the client
+    assert warning.category is UserWarning
+    assert str(warning.message) == (
+        "OPPER_API_KEY and OPPER_HTTP_BEARER are both set and differ; using OPPER_API_KEY"
+    )
     assert all(both_ways(opper))
+
+
+def test_the_variables_warning_points_at_the_line_that_made_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPPER_API_KEY", KEY)
+    monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-the-other-key")
+    with pytest.warns(UserWarning, match="^OPPER_API_KEY and OPPER_HTTP_BEARER ") as caught:
+        Opper()
+    (warning,) = caught
+    assert warning.filename == __file__
 
 
 def test_equal_variables_are_not_warned_about(
@@ -148,15 +161,19 @@ def test_surrounding_whitespace_is_dropped(keyed: LocalServer, padded: str) -> N
         (KEY[:8] + "\n" + KEY[8:], "a line feed"),
         (KEY[:8] + "\u00a0" + KEY[8:], "NO-BREAK SPACE"),
         (KEY[:8] + "é" + KEY[8:], "LATIN SMALL LETTER E WITH ACUTE"),
-        (KEY + "\x00x", "control character"),
+        (KEY + "\x00x", "a control character"),
     ],
 )
 def test_a_key_no_header_can_carry_is_refused_without_showing_it(bad: str, named: str) -> None:
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=bad)
     message = str(raised.value)
-    assert named in message
-    assert "api_key" in message
+    position = next(n for n, char in enumerate(bad, 1) if not " " <= char <= "~")
+    code = f"U+{ord(bad[position - 1]):04X}"
+    assert message == (
+        f"api_key holds {named} ({code}) at position {position} of {len(bad)}, "
+        "which cannot be sent in an HTTP header; check how the key was read"
+    )
     for shown in (message, repr(raised.value), repr(pickle.loads(pickle.dumps(raised.value)))):
         assert KEY[:8] not in shown
         assert KEY[8:] not in shown
@@ -241,8 +258,10 @@ def test_a_url_with_a_password_is_refused_without_showing_it(
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=KEY, **options)
     assert raised.value.parameter == name
-    assert "hunter2" not in str(raised.value)
-    assert "user name or password" in str(raised.value)
+    assert str(raised.value) == (
+        f"{name} must not hold a user name or password ('https://api.opper.ai' without "
+        "them); the API key goes in api_key"
+    )
 
 
 # -- the key is held where no repr reaches it
@@ -327,3 +346,19 @@ def test_a_key_of_another_type_is_refused_naming_the_argument(name: str) -> None
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(**key_argument(name, b"bytes-key"))
     assert str(raised.value) == f"{name} must be a string or a callable returning one"
+
+
+@pytest.mark.parametrize("key", ["sk key with spaces", "sk~tilde!", " ~x~ "])
+def test_every_visible_ascii_character_and_inner_spaces_are_sent(key: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    client = httpx.Client(transport=recorder.transport)
+    with Opper(api_key=key, server_url="http://127.0.0.1:9/v2", client=client) as opper:
+        opper.analytics.get_usage()
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {key.strip()}"
+
+
+def test_a_callable_keys_bad_answer_is_named_as_the_argument() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(http_bearer=lambda: "sk\nkey").analytics.get_usage()
+    assert str(raised.value).startswith("http_bearer holds a line feed (U+000A) at position 3")
+    assert raised.value.parameter == "http_bearer"
