@@ -41,7 +41,10 @@ def test_a_body_dribbled_slower_than_the_budget_ends_at_the_budget(
     local.script({"body": SLOW_BODY, "dribble_ms": 900})
     elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=1_000, retry_config=None))
     assert type(error) is httpx.ReadTimeout
-    assert "time budget of 1.000s" in str(error)
+    assert str(error) == (
+        "no complete answer within the attempt's time budget of 1.000s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
     assert 0.95 <= elapsed < 1.5, elapsed
 
 
@@ -178,3 +181,27 @@ def test_our_sync_clients_connections_keep_to_the_deadline() -> None:
         client = opper._get_client()
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert isinstance(pool._network_backend, DeadlineBackend)
+
+
+def test_your_sync_clients_connections_go_back_to_its_pool(local: LocalServer) -> None:
+    """With a client of yours the body is read through a deadline check; closing it still
+    hands the connection back: one connection in the pool serves call after call."""
+    limits = httpx.Limits(max_connections=1)
+    with (
+        httpx.Client(limits=limits, timeout=5) as client,
+        Opper(http_bearer=API_KEY, server_url=local.url, client=client) as opper,
+    ):
+        for _ in range(3):
+            assert opper.analytics.get_usage(timeout_ms=5_000) is not None
+    assert local.stats()["connections"] <= 2  # ours, and the one asking for these stats
+
+
+def test_an_async_call_outside_an_event_loop_says_so() -> None:
+    opper = Opper(http_bearer=API_KEY, server_url="http://127.0.0.1:9/v2")
+    call = opper.analytics.get_usage_async()
+    with pytest.raises(RuntimeError) as raised:
+        call.send(None)  # driven by hand, not by asyncio or trio
+    assert str(raised.value) == (
+        "get_usage_async must be awaited in a running asyncio or trio event loop"
+    )
+    call.close()

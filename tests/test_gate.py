@@ -39,11 +39,20 @@ class HoldingServer(ThreadingHTTPServer):
         self.held = 0
         self.peak = 0
         self.arrived = 0
+        self.connections = 0
+        #: Let every held request go once this many are held (None: only when told).
+        self.release_when: int | None = None
         self.last_arrival = time.monotonic()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_port}/v2"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        accepted = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return accepted
 
     def settled(self, quiet: float = 0.5, limit: float = 20.0) -> int:
         """The number held once no request has arrived for `quiet` seconds (or more than
@@ -69,6 +78,8 @@ class _Hold(BaseHTTPRequestHandler):
             server.arrived += 1
             server.peak = max(server.peak, server.held)
             server.last_arrival = time.monotonic()
+            if server.release_when is not None and server.held >= server.release_when:
+                server.release.set()
         server.release.wait(timeout=30)
         with server.lock:
             server.held -= 1
@@ -130,3 +141,26 @@ def test_at_most_100_attempts_are_in_flight_and_no_fewer(
     assert held == GATE
     assert peak == GATE
     assert holding.arrived == CALLS
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_reuses_the_connections_of_the_one_before(holding: HoldingServer) -> None:
+    """As many idle connections are kept as may be busy (100): a second burst of 100 calls
+    finds them open, instead of connecting again for most of its calls (httpx keeps 20).
+    The server holds each burst's requests until all 100 are in, so that each needs 100
+    connections at once."""
+    holding.release_when = GATE
+
+    async def main() -> list[int]:
+        opened = []
+        async with Opper(http_bearer=API_KEY, server_url=holding.url, retry_config=None) as o:
+            for _ in range(2):
+                calls = [o.analytics.get_usage_async(timeout_ms=60_000) for _ in range(GATE)]
+                await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+                opened.append(holding.connections)
+                holding.release.clear()
+        return opened
+
+    first, both = asyncio.run(main())
+    assert first == GATE  # the first burst needed 100 at once
+    assert both - first < 20  # the second one found them kept open
