@@ -509,3 +509,24 @@ def test_what_did_not_fit_is_named(usage: Usage, answer: Any, cause: str) -> Non
     error = fail_mock(usage, response)
     assert type(error) is errors.ResponseValidationError
     assert str(error.cause) == cause
+
+
+def test_a_body_of_exactly_the_limit_is_quoted_whole(usage: Usage) -> None:
+    body = "z" * 10_000
+    error = fail_mock(usage, httpx.Response(500, text=body, headers={"content-type": "text/x"}))
+    assert str(error) == f"API error occurred: Status 500 Content-Type text/x. Body: {body}"
+
+
+def test_only_credentials_are_redacted_from_what_errors_keep(usage: Usage) -> None:
+    """A pickled error, and a network error, keep the request's other headers as sent."""
+    error = fail_mock(usage, httpx.Response(503, text="down"))
+    restored = pickle.loads(pickle.dumps(error))
+    headers = restored.raw_response.request.headers
+    assert headers["authorization"] == "<redacted>"
+    assert headers["accept"] == "application/json"
+    assert headers["user-agent"].startswith("opperai-usage/")
+    recorder = Recorder(httpx.ConnectError("refused"))
+    with pytest.raises(httpx.ConnectError) as raised:
+        usage(server_url=URL, transport=recorder.transport, retry_config=None)
+    assert raised.value.request.headers["authorization"] == "<redacted>"
+    assert raised.value.request.headers["accept"] == "application/json"
