@@ -9,6 +9,7 @@ upper one that it was not overrun by a dribbled byte's interval or a whole secon
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -112,6 +113,10 @@ def test_with_your_own_client_the_budget_holds_too(local: LocalServer, mode: str
 
     elapsed, error = timed(call)
     assert type(error) is httpx.ReadTimeout
+    assert str(error) == (
+        "no complete answer within the attempt's time budget of 1.000s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
     assert 0.95 <= elapsed < 1.5, elapsed
 
 
@@ -205,3 +210,16 @@ def test_an_async_call_outside_an_event_loop_says_so() -> None:
         "get_usage_async must be awaited in a running asyncio or trio event loop"
     )
     call.close()
+
+
+@pytest.mark.timeout(20)
+def test_a_tls_handshake_never_answered_ends_at_the_budget(usage: Usage) -> None:
+    """A server that accepts the connection but never answers the TLS handshake: the attempt
+    ends at its budget, like any other wait."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes TCP; nobody ever reads the ClientHello
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/v2"
+        elapsed, error = timed(lambda: usage(server_url=url, timeout_ms=800, retry_config=None))
+    assert isinstance(error, httpx.TimeoutException), repr(error)
+    assert 0.75 <= elapsed < 1.5, elapsed

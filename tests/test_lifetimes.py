@@ -429,3 +429,18 @@ def test_clients_you_pass_in_are_never_closed_for_you(local: LocalServer) -> Non
 
     client, _ = asyncio.run(main())
     client.close()
+
+
+def test_closing_inside_a_trio_run_lets_the_run_close_its_connections(
+    local: LocalServer,
+) -> None:
+    """`close()` (not `aclose()`) called in a trio run: what that run opened is closed as the
+    run ends; trio has no asyncio loop to ask whether it is closed."""
+
+    async def main() -> None:
+        opper = Opper(http_bearer=API_KEY, server_url=local.url)
+        assert await opper.analytics.get_usage_async(**QUERY)
+        opper.close()
+
+    anyio.run(main, backend="trio")
+    assert open_connections(local) == []

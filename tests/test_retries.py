@@ -296,3 +296,23 @@ def test_without_a_backoff_the_default_one_applies() -> None:
     assert policy.delay(10, 0.0, response(503)) == 8.0
     assert policy.delay(0, 0.0, httpx.ConnectError("refused")) is None
     assert RETRY_AFTER_CAP_S == 60.0
+
+
+def test_retry_config_says_what_it_got() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        RetryConfig("backoff", None, "yes")  # type: ignore[arg-type]
+    assert str(raised.value) == "retry_connection_errors of RetryConfig must be a bool, not 'yes'"
+
+
+def test_a_network_error_with_a_long_chain_of_causes_is_still_retried() -> None:
+    """Only a TLS failure among an error's causes stops retries; a chain of twenty plain
+    OS errors is a network failure like any other."""
+    cause: BaseException = OSError("reset")
+    for _ in range(20):
+        try:
+            raise OSError("wrapped") from cause
+        except OSError as wrapped:
+            cause = wrapped
+    error = httpx.ConnectError("refused")
+    error.__cause__ = cause
+    assert RetryPolicy(DEFAULT_RETRY_CONFIG).delay(0, 0.0, error) is not None
