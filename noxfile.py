@@ -14,10 +14,12 @@ import filecmp
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,6 +372,153 @@ with Opper(api_key="build-check", server_url=sys.argv[1]) as opper:
 assert items, "no items"
 print(f"opperai-usage {__version__}: {len(items)} items from {sys.argv[1]}")
 """
+
+
+#: The mutation tester (`nox -s mutants`; tests/MUTANTS.md says why this one and how to read it).
+MUTMUT = "mutmut==3.8.1"
+#: Where `mutants` lays the package out as mutmut expects it (src/opperai_usage) and runs it.
+MUTANTS_RUN = ROOT / ".nox" / "mutants-run"
+#: The core modules in three groups, each run against the tests that exercise it: mutmut runs
+#: a mutant against every selected test that reaches the mutated function, so a narrower
+#: selection per group saves most of the time a surviving mutant costs.
+MUTANT_GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "request": (
+        ["_client", "_credentials", "_analytics", "_query"],
+        ["client", "contract", "credentials", "debug_lines", "integration", "properties",
+         "requests", "retries", "secrecy"],
+    ),
+    "answer": (
+        ["_decode", "errors"],
+        ["decode_fastpath", "errors", "integration", "properties", "results", "secrecy"],
+    ),
+    "sending": (
+        ["_transport", "_retries", "_connections"],
+        ["budgets", "client", "faults", "gate", "lifetimes", "retries", "secrecy", "tls"],
+    ),
+}  # fmt: skip
+
+
+#: 3.12: on 3.11.7 mutmut's stats run dies (a segfault, or a LookupError from a ContextVar that
+#: has a default) inside its trampolines' ContextVar.set, a CPython 3.11 bug it does not hit.
+@nox.session(python="3.12")
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the core modules (`[tool.mutmut]` in pyproject.toml): one-line bugs
+    put into the code one at a time, each run against the tests that reach it. Prints the
+    score and every survivor that tests/MUTANTS.md does not explain. Not in plain `nox`: it
+    takes longer than CI allows. `nox -s mutants -- sending` runs one group (MUTANT_GROUPS);
+    mutant names (`opperai_usage._retries.x_f__mutmut_3`, or patterns with `*`) run only
+    those mutants."""
+    session.install(".[fast]", *TEST_DEPS, MUTMUT)  # installed, not editable: see below
+    names = [arg for arg in session.posargs if arg.startswith("opperai_usage.")]
+    groups = [arg for arg in session.posargs if arg not in names]
+    unknown = [group for group in groups if group not in MUTANT_GROUPS]
+    if unknown:
+        session.error(f"no such group: {unknown}; the groups are {list(MUTANT_GROUPS)}")
+    groups = groups or [
+        group
+        for group, (modules, _) in MUTANT_GROUPS.items()
+        if not names or any(name.split(".x")[0][14:] in modules for name in names)
+    ]
+    statuses: dict[str, str] = {}
+    started = time.monotonic()
+    for group in groups:
+        modules, tests = MUTANT_GROUPS[group]
+        mine = [name for name in names if name.split(".x")[0][14:] in modules]
+        folder = _stage_mutants(modules, tests, MUTANTS_RUN / group)
+        with session.chdir(folder):
+            try:
+                session.run("mutmut", "run", *mine)
+            finally:
+                _stop_orphaned_servers(session)
+            listing = session.run("mutmut", "results", "--all", "true", silent=True)
+        statuses |= _mutant_statuses(str(listing))
+    minutes = (time.monotonic() - started) / 60
+    explained = set(
+        re.findall(r"opperai_usage\.\S+?__mutmut_\d+", (ROOT / "tests" / "MUTANTS.md").read_text())
+    )
+    _report_mutants(session, statuses, explained, minutes)
+
+
+def _stage_mutants(modules: list[str], tests: list[str], folder: Path) -> Path:
+    """A copy shaped as mutmut expects: the package as src/opperai_usage (its _generated
+    symlink resolved), the tests, the spec, and pyproject.toml with this group's modules and
+    tests. mutmut copies src/ to mutants/src/ and puts that first on sys.path, so that pytest,
+    run in its own process, imports the mutated copy; the installed package, never mutated,
+    is what subprocesses (the local server) import."""
+    shutil.rmtree(folder, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache")
+    package = folder / "src" / "opperai_usage"
+    shutil.copytree(ROOT / "overlays" / "opperai_usage", package, symlinks=False, ignore=ignore)
+    shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
+    shutil.copy2(ROOT / "openapi.yaml", folder / "openapi.yaml")
+    config = (ROOT / "pyproject.toml").read_text()
+    only = ", ".join(f'"src/opperai_usage/{module}.py"' for module in modules)
+    selected = ", ".join(f'"tests/test_{name}.py"' for name in tests)
+    config = re.sub(r"(?ms)^only_mutate = \[.*?\]$", f"only_mutate = [{only}]", config)
+    config = re.sub(
+        r"(?ms)^pytest_add_cli_args_test_selection = \[.*?\]$",
+        f"pytest_add_cli_args_test_selection = [{selected}]",
+        config,
+    )
+    (folder / "pyproject.toml").write_text(config)
+    return folder
+
+
+def _stop_orphaned_servers(session: nox.Session) -> None:
+    """mutmut ends a worker that overruns its time without running the test's teardown, so
+    the local server that test started (in a process group of its own) outlives it."""
+    python = str(Path(session.bin) / "python")
+    session.run(python, "-c", _STOP_ORPHANS, python, silent=True)
+
+
+_STOP_ORPHANS = """
+import sys, psutil
+for process in psutil.process_iter(["ppid", "cmdline"]):
+    command = process.info["cmdline"] or []
+    if process.info["ppid"] == 1 and command[:3] == [sys.argv[1], "-m", "opperai_usage.testing"]:
+        process.terminate()
+"""
+
+
+def _mutant_statuses(listing: str) -> dict[str, str]:
+    """`mutmut results --all true` as {mutant name: status}."""
+    found = {}
+    for line in listing.splitlines():
+        name, colon, status = line.strip().rpartition(": ")
+        if colon and name.startswith("opperai_usage."):
+            found[name] = status
+    return found
+
+
+def _report_mutants(
+    session: nox.Session, statuses: dict[str, str], explained: set[str], minutes: float
+) -> None:
+    """Per module: mutants, killed (a test failed or timed out), survivors; the score; the
+    survivors tests/MUTANTS.md does not name (each needs a test, or a line there)."""
+    modules: dict[str, dict[str, int]] = {}
+    for name, status in statuses.items():
+        module = name.split(".x", 1)[0].removeprefix("opperai_usage.")
+        counts = modules.setdefault(module, {})
+        counts[status] = counts.get(status, 0) + 1
+    session.log(f"{'module':<16}{'mutants':>8}{'killed':>8}{'survived':>9}{'other':>7}")
+    for module, counts in sorted(modules.items()):
+        total, killed = sum(counts.values()), counts.get("killed", 0) + counts.get("timeout", 0)
+        survived = counts.get("survived", 0)
+        other = total - killed - survived
+        session.log(f"{module:<16}{total:>8}{killed:>8}{survived:>9}{other:>7}")
+    tried = [s for s in statuses.values() if s not in ("not checked", "skipped")]
+    killed = sum(s in ("killed", "timeout") for s in tried)
+    alive = [name for name, s in statuses.items() if s not in ("killed", "timeout")]
+    unexplained = sorted(name for name in alive if name not in explained)
+    listed = len(alive) - len(unexplained)
+    score = 100 * killed / len(tried) if tried else 0.0
+    session.log(
+        f"{killed} of {len(tried)} mutants killed ({score:.1f} %) in {minutes:.0f} min; "
+        f"{listed} survivors explained in tests/MUTANTS.md, {len(unexplained)} not"
+    )
+    for name in unexplained:
+        session.log(f"  not explained: {name} ({statuses[name]}; `mutmut show {name}` in "
+                    f"{MUTANTS_RUN.relative_to(ROOT)})")  # fmt: skip
 
 
 @nox.session

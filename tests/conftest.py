@@ -30,6 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `nox -s mutants` (tests/MUTANTS.md) only: the quickest tests first, as timed by
+    mutmut's first run, so that a mutant a quick test catches is caught in seconds (mutmut
+    stops at the first failure)."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    import json
+
+    stats = Path("mutmut-stats.json")  # mutmut runs the tests in its mutants/ folder
+    if stats.exists():
+        durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
 @dataclass
 class LocalServer:
     """A server run as a process: `url` is what `server_url` takes; the rest drives its fault
@@ -105,6 +119,24 @@ def server() -> Iterator[LocalServer]:
         ),
         timeout=30,
     )
+    try:
+        yield LocalServer(base)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def keyed() -> Iterator[LocalServer]:
+    """A server process like `server`, but one that accepts the bearer token `API_KEY` and no
+    other (`--api-key`): a call that succeeds sent exactly that key; any other gets a 401."""
+    proc, base = _start(
+        [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0",
+         "--api-key", API_KEY],
+        lambda line: (
+            line.strip().removeprefix("listening on ") if line.startswith("listening on ") else None
+        ),
+        timeout=30,
+    )  # fmt: skip
     try:
         yield LocalServer(base)
     finally:

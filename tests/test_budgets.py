@@ -9,6 +9,7 @@ upper one that it was not overrun by a dribbled byte's interval or a whole secon
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -41,7 +42,10 @@ def test_a_body_dribbled_slower_than_the_budget_ends_at_the_budget(
     local.script({"body": SLOW_BODY, "dribble_ms": 900})
     elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=1_000, retry_config=None))
     assert type(error) is httpx.ReadTimeout
-    assert "time budget of 1.000s" in str(error)
+    assert str(error) == (
+        "no complete answer within the attempt's time budget of 1.000s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
     assert 0.95 <= elapsed < 1.5, elapsed
 
 
@@ -109,6 +113,10 @@ def test_with_your_own_client_the_budget_holds_too(local: LocalServer, mode: str
 
     elapsed, error = timed(call)
     assert type(error) is httpx.ReadTimeout
+    assert str(error) == (
+        "no complete answer within the attempt's time budget of 1.000s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
     assert 0.95 <= elapsed < 1.5, elapsed
 
 
@@ -146,6 +154,31 @@ def test_waiting_at_the_gate_does_not_use_up_the_budget(
     assert local.stats()["requests"] == 3
 
 
+def test_the_calls_clock_starts_at_the_gate_too(
+    local: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that waits 1.5 s for a place, then gets a 503: its retry is still within its
+    1 s `max_elapsed_time`, which counts from its first attempt, not from the wait."""
+    monkeypatch.setattr(_connections, "ASYNC_CONCURRENCY", 2)
+    local.script(
+        {"delay_ms": 1_500},
+        {"delay_ms": 1_500},
+        {"status": 503, "headers": {"Retry-After": "0"}},
+    )
+    retries = RetryConfig("backoff", BackoffStrategy(10, 10, 1, 1_000), max_retries=1)
+
+    async def main() -> None:
+        async with Opper(http_bearer=API_KEY, server_url=local.url, retry_config=None) as opper:
+            usage = opper.analytics.get_usage_async
+            slow = [asyncio.create_task(usage(timeout_ms=5_000)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both slow calls hold the gate's two places
+            assert await usage(retries=retries)  # the retry's answer: the server's data
+            await asyncio.gather(*slow)
+
+    asyncio.run(main())
+    assert local.stats()["requests"] == 4
+
+
 def test_our_sync_clients_connections_keep_to_the_deadline() -> None:
     """The sync client Opper makes reads through `DeadlineBackend`: httpx has no argument for
     it, so it is set on httpx's pool; this fails if a new httpx moves that pool."""
@@ -153,3 +186,40 @@ def test_our_sync_clients_connections_keep_to_the_deadline() -> None:
         client = opper._get_client()
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert isinstance(pool._network_backend, DeadlineBackend)
+
+
+def test_your_sync_clients_connections_go_back_to_its_pool(local: LocalServer) -> None:
+    """With a client of yours the body is read through a deadline check; closing it still
+    hands the connection back: one connection in the pool serves call after call."""
+    limits = httpx.Limits(max_connections=1)
+    with (
+        httpx.Client(limits=limits, timeout=5) as client,
+        Opper(http_bearer=API_KEY, server_url=local.url, client=client) as opper,
+    ):
+        for _ in range(3):
+            assert opper.analytics.get_usage(timeout_ms=5_000) is not None
+    assert local.stats()["connections"] <= 2  # ours, and the one asking for these stats
+
+
+def test_an_async_call_outside_an_event_loop_says_so() -> None:
+    opper = Opper(http_bearer=API_KEY, server_url="http://127.0.0.1:9/v2")
+    call = opper.analytics.get_usage_async()
+    with pytest.raises(RuntimeError) as raised:
+        call.send(None)  # driven by hand, not by asyncio or trio
+    assert str(raised.value) == (
+        "get_usage_async must be awaited in a running asyncio or trio event loop"
+    )
+    call.close()
+
+
+@pytest.mark.timeout(20)
+def test_a_tls_handshake_never_answered_ends_at_the_budget(usage: Usage) -> None:
+    """A server that accepts the connection but never answers the TLS handshake: the attempt
+    ends at its budget, like any other wait."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # the kernel completes TCP; nobody ever reads the ClientHello
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/v2"
+        elapsed, error = timed(lambda: usage(server_url=url, timeout_ms=800, retry_config=None))
+    assert isinstance(error, httpx.TimeoutException), repr(error)
+    assert 0.75 <= elapsed < 1.5, elapsed

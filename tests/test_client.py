@@ -10,12 +10,13 @@ import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from conftest import API_KEY, ITEMS, LocalServer, Recorder, Usage
-from opperai_usage import InsecureTransportWarning, Opper, errors
+from opperai_usage import InsecureTransportWarning, Opper, _client, errors
 from opperai_usage._client import DEFAULT_SERVER_URL, DEFAULT_TIMEOUT_MS
 
 URL = "http://127.0.0.1:9/v2"
@@ -39,8 +40,9 @@ def test_sync_context_manager_closes_its_own_client() -> None:
     with Opper(http_bearer=API_KEY) as opper:
         client = opper._get_client()
     assert client.is_closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError) as raised:
         opper.analytics.get_usage()
+    assert str(raised.value) == ("this Opper client is closed; create a new one to make more calls")
 
 
 def test_async_context_manager_closes_its_own_clients() -> None:
@@ -54,20 +56,73 @@ def test_async_context_manager_closes_its_own_clients() -> None:
         asyncio.run(opper.analytics.get_usage_async())
 
 
-def test_clients_passed_in_are_used_and_left_open(usage: Usage) -> None:
-    sync_client = httpx.Client(transport=Recorder(httpx.Response(200, json=ITEMS)).transport)
-    with Opper(http_bearer=API_KEY, server_url=URL, client=sync_client) as opper:
+@pytest.mark.parametrize("ending", ["with", "close()"])
+def test_a_client_passed_in_is_used_and_left_open(ending: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=ITEMS))
+    sync_client = httpx.Client(transport=recorder.transport)
+    opper = Opper(http_bearer=API_KEY, server_url=URL, client=sync_client)
+    if ending == "with":
+        with opper:
+            assert len(opper.analytics.get_usage()) == 2
+    else:
         assert len(opper.analytics.get_usage()) == 2
+        opper.close()
     assert not sync_client.is_closed
+    assert sync_client.get(URL).status_code == 200  # still usable: yours to go on with
+    assert len(recorder.requests) == 2
     sync_client.close()
 
 
-def test_httpx_client_settings_apply(usage: Usage) -> None:
+@pytest.mark.parametrize("ending", ["async with", "aclose()", "close()"])
+def test_an_async_client_passed_in_is_used_and_left_open(ending: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=ITEMS))
+
+    async_client = httpx.AsyncClient(transport=recorder.transport)
+
+    async def main() -> None:
+        opper = Opper(http_bearer=API_KEY, server_url=URL, async_client=async_client)
+        if ending == "async with":
+            async with opper:
+                assert len(await opper.analytics.get_usage_async()) == 2
+        else:
+            assert len(await opper.analytics.get_usage_async()) == 2
+            await opper.aclose() if ending == "aclose()" else opper.close()
+        assert not async_client.is_closed
+
+    asyncio.run(main())  # its end runs what close() left to the loop
+    assert not async_client.is_closed
+
+    async def go_on() -> None:
+        assert (await async_client.get(URL)).status_code == 200
+        await async_client.aclose()
+
+    asyncio.run(go_on())
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_httpx_client_settings_apply(mode: str) -> None:
     recorder = Recorder(httpx.Response(200, json=[]))
-    client = httpx.Client(transport=recorder.transport, headers={"X-Team": "data"})
-    with Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper:
-        opper.analytics.get_usage()
-    assert recorder.requests[0].headers["x-team"] == "data"
+    settings: dict[str, Any] = {"transport": recorder.transport, "headers": {"X-Team": "data"}}
+    if mode == "sync":
+        with (
+            httpx.Client(**settings) as client,
+            Opper(http_bearer=API_KEY, server_url=URL, client=client) as opper,
+        ):
+            opper.analytics.get_usage()
+    else:
+
+        async def main() -> None:
+            async with (
+                httpx.AsyncClient(**settings) as client,
+                Opper(http_bearer=API_KEY, server_url=URL, async_client=client) as opper,
+            ):
+                await opper.analytics.get_usage_async()
+
+        asyncio.run(main())
+    (request,) = recorder.requests
+    assert request.headers["x-team"] == "data"
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_timeouts_reach_the_request(usage: Usage) -> None:
@@ -135,7 +190,9 @@ def test_opper_debug_prints_each_line_once(local: LocalServer, logging_setup: st
     assert local.stats()["requests"] == 2
 
 
-def test_plain_http_to_a_remote_host_warns_once() -> None:
+def test_plain_http_to_a_remote_host_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once per host and process: as if this process had not warned about it yet.
+    monkeypatch.setattr(_client, "_warned_hosts", set())
     recorder = Recorder(httpx.Response(200, json=[]))
     client = httpx.Client(transport=recorder.transport)
     with Opper(
@@ -186,6 +243,9 @@ BAD_OPTIONS = [
     ({"server_url": "ftp://api.opper.ai"}, "server_url", "http(s) URL"),
     ({"timeout_ms": 0}, "timeout_ms", "positive number of milliseconds"),
     ({"timeout_ms": "60000"}, "timeout_ms", "positive number of milliseconds"),
+    ({"timeout_ms": True}, "timeout_ms", "positive number of milliseconds"),
+    ({"server_url": 5}, "server_url", "http(s) URL such as 'https://api.opper.ai/v2', not 5"),
+    ({"server_url": b"https://api.opper.ai/v2"}, "server_url", "http(s) URL"),
     ({"retry_config": {"strategy": "backoff"}}, "retry_config", "RetryConfig"),
     ({"client": httpx.AsyncClient()}, "client", "httpx.Client, not AsyncClient"),
     ({"async_client": httpx.Client()}, "async_client", "httpx.AsyncClient, not Client"),
@@ -219,3 +279,24 @@ def test_bad_call_options_fail_before_any_request(
     with pytest.raises(errors.InvalidArgumentError, match=f"^{named} "):
         usage(server_url=URL, transport=recorder.transport, call=call)
     assert recorder.requests == []
+
+
+def test_a_fraction_of_a_millisecond_is_a_timeout_too(usage: Usage) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(server_url=URL, transport=recorder.transport, timeout_ms=0.5, retry_config=None)
+    assert recorder.requests[0].extensions["timeout"]["read"] == 0.0005
+
+
+@pytest.mark.parametrize(
+    ("server_url", "sent_to"),
+    [
+        ("http://127.0.0.1:9/v2/", "http://127.0.0.1:9/v2/analytics/usage"),
+        ("http://127.0.0.1:9/apiX//", "http://127.0.0.1:9/apiX/analytics/usage"),
+    ],
+)
+def test_a_trailing_slash_on_server_url_is_dropped(
+    usage: Usage, server_url: str, sent_to: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    usage(server_url=server_url, transport=recorder.transport)
+    assert str(recorder.requests[0].url) == sent_to

@@ -7,10 +7,12 @@ regenerated, these tests fail and name what the overlay is missing.
 from __future__ import annotations
 
 import inspect
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
+from conftest import Recorder
 from opperai_usage import Opper, errors, models
 from opperai_usage._client import DEFAULT_SERVER_URL
 from spec import operation, resolve, spec
@@ -29,10 +31,37 @@ def test_every_query_parameter_is_an_argument(method: str) -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in arguments.values())
 
 
-def test_every_query_parameter_is_checked_and_sent() -> None:
-    from opperai_usage._query import PARAMETERS
+def example_for(name: str) -> tuple[object, list[str]]:
+    """A valid argument for the spec's query parameter `name`, read off its schema, and the
+    values it must be sent as (`fields=a&fields=b` for an array)."""
+    schema = next(p["schema"] for p in operation()["parameters"] if p["name"] == name)
+    branches = [resolve(branch) for branch in schema.get("anyOf", [schema])]
+    for branch in branches:
+        if branch.get("format") == "date-time":
+            return "2026-11-01T00:00:00Z", ["2026-11-01T00:00:00Z"]
+        if "enum" in branch:
+            return branch["enum"][-1], [branch["enum"][-1]]
+        if branch.get("type") == "array" and branch["items"].get("type") == "string":
+            return ["total_tokens", "project.name"], ["total_tokens", "project.name"]
+    raise AssertionError(f"openapi.yaml's {name!r} has a schema this test has no example for")
 
-    assert sorted(PARAMETERS) == sorted(SPEC_PARAMETERS)
+
+@pytest.mark.parametrize("name", SPEC_PARAMETERS)
+def test_every_query_parameter_is_checked_and_sent(name: str) -> None:
+    """Each parameter the spec has: a valid value goes over the wire as the spec's parameter,
+    alone and as given; a value of no type the spec allows is refused, naming it, unsent."""
+    argument, sent = example_for(name)
+    recorder = Recorder(httpx.Response(200, json=[]))
+    client = httpx.Client(transport=recorder.transport)
+    with Opper(http_bearer="k", server_url="http://127.0.0.1/v2", client=client) as opper:
+        opper.analytics.get_usage(**{name: argument})
+        (request,) = recorder.requests
+        assert request.url.path == "/v2/analytics/usage"
+        assert parse_qs(request.url.query.decode(), keep_blank_values=True) == {name: sent}
+        with pytest.raises(errors.InvalidArgumentError) as raised:
+            opper.analytics.get_usage(**{name: object()})
+        assert raised.value.parameter == name
+    assert len(recorder.requests) == 1
 
 
 def test_every_enum_value_is_a_granularity_member() -> None:
@@ -84,3 +113,27 @@ def test_default_error_response_is_api_error() -> None:
 
 def test_default_server_url_is_the_specs() -> None:
     assert spec()["servers"][0]["url"] == DEFAULT_SERVER_URL
+
+
+def test_each_parameter_is_checked_by_the_type_the_generated_code_declares() -> None:
+    """The check for each query parameter is chosen from the generated `_get_kwargs` type
+    hints; a parameter of a type the overlay has no check for fails loudly, naming it."""
+    import functools
+    import typing
+
+    from opperai_usage._generated.api.analytics import usage_analytics_usage_get as endpoint
+    from opperai_usage._generated.types import Unset
+    from opperai_usage._query import _as_datetime, _as_enum, _as_str_list, _coercer_for
+
+    hints = typing.get_type_hints(endpoint._get_kwargs)
+    assert _coercer_for("from_date", hints["from_date"]) is _as_datetime
+    assert _coercer_for("fields", hints["fields"]) is _as_str_list
+    granularity = _coercer_for("granularity", hints["granularity"])
+    assert isinstance(granularity, functools.partial)
+    assert (granularity.func, granularity.args) == (_as_enum, (models.Granularity,))
+    for hint in (int | None | Unset, list[int] | None | Unset, str | Unset):
+        with pytest.raises(TypeError) as raised:
+            _coercer_for("limit", hint)
+        assert str(raised.value) == (
+            f"query parameter 'limit' has a type the overlay cannot check yet: {hint}"
+        )

@@ -1,7 +1,7 @@
 """Credentials as both generations of the official SDK spell them (`api_key`/`OPPER_API_KEY`,
 `http_bearer`/`OPPER_HTTP_BEARER`), `OPPER_BASE_URL`, and a key no repr or pickle shows.
 
-The key is checked over real sockets: the server here accepts only `KEY`, so a call that
+The key is checked over real sockets: the `keyed` server accepts only `KEY`, so a call that
 succeeds sent exactly that bearer token, and one that sent anything else gets a 401.
 """
 
@@ -11,32 +11,18 @@ import asyncio
 import copy
 import gc
 import pickle
-import sys
 import types
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from conftest import LocalServer, _start, _stop
+from conftest import API_KEY, LocalServer, Recorder
 from opperai_usage import Opper, errors
 
-KEY = "sk-credentials-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def keyed() -> Iterator[LocalServer]:
-    """A local server process that accepts `KEY` only."""
-    proc, base = _start(
-        [sys.executable, "-m", "opperai_usage.testing", "--port", "0", "--api-key", KEY],
-        lambda line: line.strip().removeprefix("listening on ") if "listening on" in line else None,
-        timeout=30,
-    )
-    try:
-        yield LocalServer(base)
-    finally:
-        _stop(proc)
+KEY = API_KEY  # the one key the `keyed` server (conftest) accepts
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +77,10 @@ def test_both_arguments_are_refused_naming_both() -> None:
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=KEY, http_bearer=KEY)
     assert raised.value.parameter == "api_key"
-    assert "api_key" in str(raised.value)
-    assert "http_bearer" in str(raised.value)
+    assert str(raised.value) == (
+        "api_key and http_bearer were both given: pass the key once, as api_key (the official "
+        "SDK 2.x's name) or http_bearer (1.x's)"
+    )
     assert KEY not in str(raised.value)
 
 
@@ -109,13 +97,25 @@ def test_opper_api_key_wins_and_a_difference_is_warned_without_values(
 ) -> None:
     monkeypatch.setenv("OPPER_API_KEY", KEY)
     monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-the-other-key")
-    with pytest.warns(UserWarning, match="OPPER_API_KEY and OPPER_HTTP_BEARER") as caught:
+    with pytest.warns(UserWarning, match="^OPPER_API_KEY and OPPER_HTTP_BEARER ") as caught:
         opper = Opper(server_url=keyed.url)
     (warning,) = caught
-    assert KEY not in str(warning.message)
-    assert "sk-the-other-key" not in str(warning.message)
-    assert warning.filename == __file__  # it points at the line that made the client
+    assert warning.category is UserWarning
+    assert str(warning.message) == (
+        "OPPER_API_KEY and OPPER_HTTP_BEARER are both set and differ; using OPPER_API_KEY"
+    )
     assert all(both_ways(opper))
+
+
+def test_the_variables_warning_points_at_the_line_that_made_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPPER_API_KEY", KEY)
+    monkeypatch.setenv("OPPER_HTTP_BEARER", "sk-the-other-key")
+    with pytest.warns(UserWarning, match="^OPPER_API_KEY and OPPER_HTTP_BEARER ") as caught:
+        Opper()
+    (warning,) = caught
+    assert warning.filename == __file__
 
 
 def test_equal_variables_are_not_warned_about(
@@ -161,15 +161,19 @@ def test_surrounding_whitespace_is_dropped(keyed: LocalServer, padded: str) -> N
         (KEY[:8] + "\n" + KEY[8:], "a line feed"),
         (KEY[:8] + "\u00a0" + KEY[8:], "NO-BREAK SPACE"),
         (KEY[:8] + "é" + KEY[8:], "LATIN SMALL LETTER E WITH ACUTE"),
-        (KEY + "\x00x", "control character"),
+        (KEY + "\x00x", "a control character"),
     ],
 )
 def test_a_key_no_header_can_carry_is_refused_without_showing_it(bad: str, named: str) -> None:
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=bad)
     message = str(raised.value)
-    assert named in message
-    assert "api_key" in message
+    position = next(n for n, char in enumerate(bad, 1) if not " " <= char <= "~")
+    code = f"U+{ord(bad[position - 1]):04X}"
+    assert message == (
+        f"api_key holds {named} ({code}) at position {position} of {len(bad)}, "
+        "which cannot be sent in an HTTP header; check how the key was read"
+    )
     for shown in (message, repr(raised.value), repr(pickle.loads(pickle.dumps(raised.value)))):
         assert KEY[:8] not in shown
         assert KEY[8:] not in shown
@@ -188,8 +192,10 @@ def test_a_callable_key_is_checked_before_each_request(keyed: LocalServer) -> No
         keyed.reset()
         with pytest.raises(errors.InvalidArgumentError, match="line feed"):
             opper.analytics.get_usage()
-        with pytest.raises(errors.InvalidArgumentError, match="returned int, not a string"):
+        with pytest.raises(errors.InvalidArgumentError) as raised:
             opper.analytics.get_usage()
+        assert str(raised.value) == "api_key callable returned int, not a string"
+        assert raised.value.parameter == "api_key"
     assert keyed.requests() == []  # refused before sending
 
 
@@ -220,7 +226,25 @@ def test_a_malformed_opper_base_url_is_refused_naming_it(
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=KEY)
     assert raised.value.parameter == "OPPER_BASE_URL"
-    assert str(raised.value).startswith("OPPER_BASE_URL must be an http(s) URL")
+    # The example is the host root OPPER_BASE_URL takes, not the API's URL with /v2.
+    assert str(raised.value) == (
+        f"OPPER_BASE_URL must be an http(s) URL such as 'https://api.opper.ai', not {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "server_url"),
+    [
+        ("https://gateway.example.test", "https://gateway.example.test/v2"),
+        ("https://gateway.example.test///", "https://gateway.example.test/v2"),
+        (" https://gateway.example.test/opperX/ ", "https://gateway.example.test/opperX/v2"),
+    ],
+)
+def test_opper_base_url_gets_the_api_path_appended_once(
+    monkeypatch: pytest.MonkeyPatch, value: str, server_url: str
+) -> None:
+    monkeypatch.setenv("OPPER_BASE_URL", value)
+    assert Opper(api_key=KEY)._server_url == server_url
 
 
 @pytest.mark.parametrize("name", ["OPPER_BASE_URL", "server_url"])
@@ -234,8 +258,10 @@ def test_a_url_with_a_password_is_refused_without_showing_it(
     with pytest.raises(errors.InvalidArgumentError) as raised:
         Opper(api_key=KEY, **options)
     assert raised.value.parameter == name
-    assert "hunter2" not in str(raised.value)
-    assert "user name or password" in str(raised.value)
+    assert str(raised.value) == (
+        f"{name} must not hold a user name or password ('https://api.opper.ai' without "
+        "them); the API key goes in api_key"
+    )
 
 
 # -- the key is held where no repr reaches it
@@ -295,10 +321,44 @@ def test_the_key_is_not_among_the_client_attributes_strings() -> None:
 
 def test_a_client_refuses_to_be_pickled_or_copied() -> None:
     opper = Opper(api_key=KEY)
-    with pytest.raises(TypeError, match="cannot be pickled") as raised:
+    with pytest.raises(TypeError) as raised:
         pickle.dumps(opper)
-    assert KEY not in str(raised.value)
+    assert str(raised.value) == (
+        "an Opper client cannot be pickled: it holds an API key and open connections; "
+        "create one in each process"
+    )
     with pytest.raises(TypeError):
         copy.copy(opper)
-    with pytest.raises(TypeError, match="never pickled"):
+    with pytest.raises(TypeError) as refused:
         pickle.dumps(opper._api_key)
+    assert str(refused.value) == ("an API key is never pickled: give each process its own client")
+    assert repr(opper._api_key) == str(opper._api_key) == "ApiKey(<hidden>)"
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_an_empty_key_is_no_key(name: str) -> None:
+    assert "api_key=<unset>" in repr(Opper(**key_argument(name, "")))
+    assert "api_key=<hidden>" in repr(Opper(**key_argument(name, KEY)))
+
+
+@pytest.mark.parametrize("name", ["api_key", "http_bearer"])
+def test_a_key_of_another_type_is_refused_naming_the_argument(name: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(**key_argument(name, b"bytes-key"))
+    assert str(raised.value) == f"{name} must be a string or a callable returning one"
+
+
+@pytest.mark.parametrize("key", ["sk key with spaces", "sk~tilde!", " ~x~ "])
+def test_every_visible_ascii_character_and_inner_spaces_are_sent(key: str) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    client = httpx.Client(transport=recorder.transport)
+    with Opper(api_key=key, server_url="http://127.0.0.1:9/v2", client=client) as opper:
+        opper.analytics.get_usage()
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {key.strip()}"
+
+
+def test_a_callable_keys_bad_answer_is_named_as_the_argument() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        Opper(http_bearer=lambda: "sk\nkey").analytics.get_usage()
+    assert str(raised.value).startswith("http_bearer holds a line feed (U+000A) at position 3")
+    assert raised.value.parameter == "http_bearer"

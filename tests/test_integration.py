@@ -122,7 +122,15 @@ def test_transient_failures_are_retried_over_the_wire(local: LocalServer, usage:
     assert local.stats()["requests"] == 3
 
 
-def test_key_is_sent_as_a_bearer_token(local: LocalServer, usage: Usage) -> None:
-    usage(server_url=local.url, http_bearer=API_KEY)
-    (recorded,) = local.requests()
-    assert recorded["headers"]["authorization"] == "<redacted>"
+def test_key_is_sent_as_a_bearer_token(keyed: LocalServer, usage: Usage) -> None:
+    """The server accepts `API_KEY` and nothing else: the call succeeds only if that very key
+    went over the wire as `Authorization: Bearer <key>`; the key one character short, or
+    one more, is refused. It records the header redacted, never the key."""
+    keyed.reset()
+    assert usage(server_url=keyed.url, http_bearer=API_KEY, call={"group_by": ["model"]})
+    for wrong in (API_KEY[:-1], API_KEY + "0"):
+        with pytest.raises(errors.UnauthorizedError):
+            usage(server_url=keyed.url, http_bearer=wrong, retry_config=None)
+    recorded = keyed.requests()
+    assert len(recorded) == 3
+    assert all(r["headers"]["authorization"] == "<redacted>" for r in recorded)

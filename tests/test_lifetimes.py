@@ -100,6 +100,9 @@ def test_a_new_loop_per_test_with_one_shared_client(local: LocalServer, finalize
             loop.close()
         if finalized:
             assert open_connections(local) == []
+        # Nothing is kept for a loop that is gone: a bare-closed one is let go on the next
+        # loop's first call, or when the client closes.
+        assert len(opper._connections._loops) <= 1
     assert local.stats()["requests"] == 4
     opper.close()
     with warnings.catch_warnings():
@@ -426,3 +429,18 @@ def test_clients_you_pass_in_are_never_closed_for_you(local: LocalServer) -> Non
 
     client, _ = asyncio.run(main())
     client.close()
+
+
+def test_closing_inside_a_trio_run_lets_the_run_close_its_connections(
+    local: LocalServer,
+) -> None:
+    """`close()` (not `aclose()`) called in a trio run: what that run opened is closed as the
+    run ends; trio has no asyncio loop to ask whether it is closed."""
+
+    async def main() -> None:
+        opper = Opper(http_bearer=API_KEY, server_url=local.url)
+        assert await opper.analytics.get_usage_async(**QUERY)
+        opper.close()
+
+    anyio.run(main, backend="trio")
+    assert open_connections(local) == []

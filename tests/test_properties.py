@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from dateutil.parser import isoparse
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
@@ -345,10 +346,13 @@ def test_any_date_string_is_sent_conforming_or_rejected(captured: Captured, text
             assert rejected.parameter == name
             assert captured.capture.take() == []
             continue
+        given = isoparse(text)  # what the string means: ISO 8601 as dateutil reads it
         for request in requests:
             openapi().validate_request(SpecRequest.of(request))
             (value,) = [v for k, v in parse_qsl(request.url.query.decode()) if k == name]
-            assert _sent_datetime(value)
+            sent = _sent_datetime(value)
+            assert sent == given  # the same instant (aware) or the same wall time (naive)
+            assert (sent.tzinfo is None) == (given.tzinfo is None)
 
 
 # -- invalid arguments

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import time
 from collections import UserList
 from typing import Any
 
@@ -211,6 +212,9 @@ def test_extra_headers_that_http_allows_reach_the_server(local: LocalServer) -> 
         ({"X-Trace": "a\nb"}, "U+000A at position 2 of 3"),
         ({"X-Trace": "é"}, "U+00E9"),
         ({"X Trace": "a"}, "not a header name"),
+        ({"": "a"}, "not a header name"),
+        ({5: "a"}, "has a name that is not a header name: 5"),
+        ({"X-Tracé": "a"}, "not a header name"),
         ({"X-Trace": 5}, "must be a string, not int"),
         (["X-Trace"], "must map header names to values"),
     ],
@@ -226,3 +230,114 @@ def test_extra_headers_no_http_header_can_carry_are_refused(
     assert raised.value.parameter == "http_headers"
     assert shown in str(raised.value)
     assert local.requests() == []
+
+
+def test_header_names_may_use_every_visible_ascii_character(usage: Usage) -> None:
+    """RFC 9110 token characters include "~" and "!": such a name is sent as given."""
+    request = sent_with(usage, http_headers={"X-a~b!": "1"})
+    assert request.headers["x-a~b!"] == "1"
+
+
+def sent_with(usage: Usage, **call: Any) -> httpx.Request:
+    return sent(usage, **call)
+
+
+def test_the_parameter_named_is_the_one_that_takes_most_room(usage: Usage) -> None:
+    """Both lists are long; group_by, given second, is the longer: it is the one named, with
+    its own share of the URL, and what to do about it."""
+    recorder = Recorder(httpx.Response(200, json=[]))
+    fields = ["f" * 100] * 200
+    group_by = ["g" * 100] * 450
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(
+            server_url=URL,
+            transport=recorder.transport,
+            call={"fields": fields, "group_by": group_by},
+        )
+    assert raised.value.parameter == "group_by"
+    own = len("&".join(["group_by=" + "g" * 100] * 450))
+    assert f"({own:,} of them its own)" in str(raised.value)
+    assert str(raised.value).endswith(
+        "the longest URL that can be sent is 65,536: ask for fewer or shorter entries, "
+        "over several calls if need be"
+    )
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("offset", "spelled"),
+    [
+        (dt.timedelta(hours=5, minutes=45), "%2B05%3A45"),  # Nepal: an odd number of minutes
+        (dt.timedelta(minutes=-1), "-00%3A01"),
+        (dt.timedelta(hours=-9, minutes=-30), "-09%3A30"),
+    ],
+)
+def test_whole_minute_offsets_are_sent_as_given(
+    usage: Usage, offset: dt.timedelta, spelled: str
+) -> None:
+    moment = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone(offset))
+    request = sent(usage, from_date=moment)
+    assert request.url.query.decode() == f"from_date=2026-11-01T12%3A00%3A00{spelled}"
+
+
+def test_an_offset_with_seconds_is_sent_in_utc_whatever_the_local_zone(
+    usage: Usage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Amsterdam's old +00:19:32 cannot be spelled in RFC 3339: the same instant is sent in
+    UTC, not in the machine's own zone."""
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    try:
+        lmt = dt.timezone(dt.timedelta(minutes=19, seconds=32))
+        request = sent(usage, to_date=dt.datetime(1900, 1, 1, 12, tzinfo=lmt))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert request.url.query.decode() == "to_date=1900-01-01T11%3A40%3A28Z"
+
+
+@pytest.mark.parametrize("name", ["from_date", "to_date"])
+def test_a_moment_out_of_range_in_utc_is_refused_naming_the_parameter(
+    usage: Usage, name: str
+) -> None:
+    """Year 1 at +00:00:30 is before datetime's first moment in UTC."""
+    early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(seconds=30)))
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(server_url=URL, transport=recorder.transport, call={name: early})
+    assert raised.value.parameter == name
+    assert str(raised.value) == f"{name} is out of range in UTC: {early!r}"
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"granularity": "weekly"},
+         "granularity must be one of 'day', 'hour', 'minute', 'month', 'year' "
+         "(or a Granularity member), not 'weekly'"),
+        ({"fields": ["a", 1]}, "fields[1] must be a string, not 1 (int)"),
+        ({"group_by": ["model", None]}, "group_by[1] must be a string, not None (NoneType)"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_described_in_full(
+    usage: Usage, call: dict[str, Any], message: str
+) -> None:
+    recorder = Recorder(httpx.Response(200, json=[]))
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        usage(server_url=URL, transport=recorder.transport, call=call)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("spelled", [str.lower, str.upper, str.title])
+def test_per_call_headers_replace_the_clients_whatever_their_case(
+    usage: Usage, spelled: Any
+) -> None:
+    """Header names are not cased (RFC 9110): `http_headers` replaces the client's own
+    Accept, User-Agent or Authorization however it spells them; none is sent twice."""
+    names = ("accept", "user-agent", "authorization")
+    given = {spelled(name): f"mine-{name}" for name in names}
+    request = sent(usage, http_headers=given)
+    for name in names:
+        assert request.headers.get_list(name) == [f"mine-{name}"]
+    assert request.headers.get_list("x-unrelated") == []

@@ -119,6 +119,25 @@ def test_policy_backoff_grows_with_jitter_proportional_to_the_interval() -> None
         assert len(set(waits)) > 100  # jittered, not constant
 
 
+@pytest.mark.parametrize("retries", [0, 3])
+def test_the_jitter_is_25_percent_either_side_of_the_interval(retries: int) -> None:
+    """The README promises +-25 %: waits fall both below and above the nominal interval,
+    about half each way, reaching near both ends (a one-sided jitter, 0.75-1.0 or 1.0-1.25,
+    fails here). 400 draws: the chance of a correct jitter failing is below 1e-15."""
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(200, 60_000, 2.0, 600_000)))
+    interval = 0.2 * 2.0**retries
+    ratios = []
+    for _ in range(400):
+        wait = policy.delay(retries, 0.0, response(503))
+        assert wait is not None
+        ratios.append(wait / interval)
+    assert 0.75 <= min(ratios) < 0.8
+    assert 1.2 < max(ratios) <= 1.25
+    below = sum(ratio < 1.0 for ratio in ratios)
+    assert 140 <= below <= 260  # half of 400, within 6 standard deviations
+    assert 0.95 < sum(ratios) / len(ratios) < 1.05
+
+
 def test_policy_caps_waits_at_max_interval() -> None:
     policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1_000, 1_500, 3.0, 60_000)))
     assert policy.delay(4, 0.0, response(503)) == 1.5
@@ -196,3 +215,104 @@ def test_max_elapsed_time_applies_only_while_retries_are_on() -> None:
     assert RetryPolicy(None).max_elapsed_s is None
     assert RetryPolicy(RetryConfig("none")).max_elapsed_s is None
     assert RetryPolicy(DEFAULT_RETRY_CONFIG).max_elapsed_s == 60.0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BackoffStrategy(-1, 5, 2.0, 1_000),
+         "initial_interval of BackoffStrategy must be a finite number >= 0, not -1"),
+        (lambda: BackoffStrategy(1, -0.5, 2.0, 1_000),
+         "max_interval of BackoffStrategy must be a finite number >= 0, not -0.5"),
+        (lambda: BackoffStrategy(1, 5, 0, 1_000),
+         "exponent of BackoffStrategy must be a finite number > 0, not 0"),
+        (lambda: BackoffStrategy(1, 5, 2.0, 0.0),
+         "max_elapsed_time of BackoffStrategy must be a finite number > 0, not 0.0"),
+    ],
+)  # fmt: skip
+def test_retry_settings_say_what_is_allowed(make: Any, message: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        make()
+    assert str(raised.value) == message
+
+
+def test_zero_intervals_are_allowed_and_retry_at_once(usage: Usage) -> None:
+    """initial_interval and max_interval may be 0 (retry without waiting); exponent and
+    max_elapsed_time must be above 0."""
+    config = RetryConfig("backoff", BackoffStrategy(0, 0, 1.0, 5_000), max_retries=2)
+    assert RetryPolicy(config).delay(1, 0.0, response(503)) == 0.0
+    recorder = Recorder(httpx.Response(503), ok())
+    assert usage(server_url=URL, transport=recorder.transport, retry_config=config)
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3", 3.0),
+        (" 3 ", 3.0),
+        ("0", 0.0),
+        ("86400", 60.0),  # the cap: a minute at most
+        ("\u00b2", None),  # a digit to str.isdigit(), not to HTTP: the backoff applies
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+    ],
+)
+def test_retry_after_in_seconds(header: str, expected: float | None) -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 600_000)))
+    raw = [(b"retry-after", header.encode("latin-1"))]  # as it comes off the wire
+    wait = policy.delay(0, 0.0, httpx.Response(503, headers=raw))
+    assert wait is not None
+    if expected is None:
+        assert 0.075 <= wait <= 0.125  # the backoff's 100 ms, jittered
+    else:
+        assert wait == expected
+
+
+def test_a_wait_that_would_end_exactly_at_max_elapsed_time_is_not_taken() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 10_000)))
+    five = httpx.Response(429, headers={"retry-after": "5"})
+    assert policy.delay(0, 4.5, five) == 5.0
+    assert policy.delay(0, 5.0, five) is None  # 5 + 5 s: the budget would be all gone
+
+
+def test_max_retries_counts_retries_not_attempts() -> None:
+    policy = RetryPolicy(RetryConfig("backoff", BackoffStrategy(1, 1, 1.0, 60_000), max_retries=2))
+    assert policy.delay(0, 0.0, response(503)) is not None
+    assert policy.delay(1, 0.0, response(503)) is not None
+    assert policy.delay(2, 0.0, response(503)) is None
+    assert RetryPolicy(RetryConfig("backoff", max_retries=0)).delay(0, 0.0, response(503)) is None
+
+
+def test_without_a_backoff_the_default_one_applies() -> None:
+    """`RetryConfig("backoff")` alone: 0.5 s doubling to 8 s, 60 s in all; no retries after
+    connection errors unless asked."""
+    policy = RetryPolicy(RetryConfig("backoff"))
+    assert policy.max_elapsed_s == 60.0
+    first = policy.delay(0, 0.0, response(503))
+    assert first is not None
+    assert 0.375 <= first <= 0.625
+    assert policy.delay(10, 0.0, response(503)) == 8.0
+    assert policy.delay(0, 0.0, httpx.ConnectError("refused")) is None
+    assert RETRY_AFTER_CAP_S == 60.0
+
+
+def test_retry_config_says_what_it_got() -> None:
+    with pytest.raises(errors.InvalidArgumentError) as raised:
+        RetryConfig("backoff", None, "yes")  # type: ignore[arg-type]
+    assert str(raised.value) == "retry_connection_errors of RetryConfig must be a bool, not 'yes'"
+
+
+def test_a_network_error_with_a_long_chain_of_causes_is_still_retried() -> None:
+    """Only a TLS failure among an error's causes stops retries; a chain of twenty plain
+    OS errors is a network failure like any other."""
+    cause: BaseException = OSError("reset")
+    for _ in range(20):
+        try:
+            raise OSError("wrapped") from cause
+        except OSError as wrapped:
+            cause = wrapped
+    error = httpx.ConnectError("refused")
+    error.__cause__ = cause
+    assert RetryPolicy(DEFAULT_RETRY_CONFIG).delay(0, 0.0, error) is not None

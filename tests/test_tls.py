@@ -93,3 +93,12 @@ def test_a_refused_connection_is_still_retried(mode: str) -> None:
     with pytest.raises(httpx.ConnectError) as raised:
         call(mode, server_url=f"http://127.0.0.1:{port}/v2")
     assert not any(isinstance(link, ssl.SSLError) for link in chain(raised.value))
+
+
+def test_ssl_cert_file_is_trusted_by_the_clients_opper_makes(
+    tls_server: TLSServer, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's defaults, as the README says: SSL_CERT_FILE (a company's CA, say) is trusted,
+    sync and async, without a client of your own."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.certificate))
+    assert call(mode, server_url=tls_server.url) == []

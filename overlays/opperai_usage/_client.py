@@ -278,7 +278,9 @@ class Opper:
             headers["Authorization"] = f"Bearer {key}"
             if url.startswith("http:"):
                 self._warn_if_plain_http(httpx.URL(url))
-        if http_headers:
+        if http_headers:  # replacing ours whatever their case: header names are not cased
+            replaced = {name.lower() for name in http_headers}
+            headers = {n: v for n, v in headers.items() if n.lower() not in replaced}
             headers.update(http_headers)
         timeout_s = (timeout_ms or self._timeout_ms) / 1000
         request = client.build_request(method, url, headers=headers, timeout=timeout_s)
