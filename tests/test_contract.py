@@ -7,6 +7,7 @@ regenerated, these tests fail and name what the overlay is missing.
 from __future__ import annotations
 
 import inspect
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import httpx
@@ -31,7 +32,7 @@ def test_every_query_parameter_is_an_argument(method: str) -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in arguments.values())
 
 
-def example_for(name: str) -> tuple[object, list[str]]:
+def example_for(name: str) -> tuple[Any, list[str]]:
     """A valid argument for the spec's query parameter `name`, read off its schema, and the
     values it must be sent as (`fields=a&fields=b` for an array)."""
     schema = next(p["schema"] for p in operation()["parameters"] if p["name"] == name)
@@ -59,7 +60,7 @@ def test_every_query_parameter_is_checked_and_sent(name: str) -> None:
         assert request.url.path == "/v2/analytics/usage"
         assert parse_qs(request.url.query.decode(), keep_blank_values=True) == {name: sent}
         with pytest.raises(errors.InvalidArgumentError) as raised:
-            opper.analytics.get_usage(**{name: object()})
+            opper.analytics.get_usage(**{name: cast(Any, object())})
         assert raised.value.parameter == name
     assert len(recorder.requests) == 1
 
