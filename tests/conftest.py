@@ -258,6 +258,15 @@ ITEMS = [
 # not retried; their errors carry no key). Added for that issue, apart from the fixtures above.
 
 
+def answer_empty_list(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 with `[]`, the smallest valid answer, from a hand-made test server."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "2")
+    handler.end_headers()
+    handler.wfile.write(b"[]")
+
+
 @dataclass
 class TLSServer:
     """`url` is what `server_url` takes; `certificate` the PEM file a client may trust;
@@ -296,11 +305,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"[]")
+            answer_empty_list(self)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import API_KEY
+from conftest import API_KEY, answer_empty_list
 from opperai_usage import Opper
 
 CALLS = 130
@@ -83,11 +83,7 @@ class _Hold(BaseHTTPRequestHandler):
         server.release.wait(timeout=30)
         with server.lock:
             server.held -= 1
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"[]")
+        answer_empty_list(self)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
