@@ -242,20 +242,17 @@ def sent_with(usage: Usage, **call: Any) -> httpx.Request:
     return sent(usage, **call)
 
 
-def test_the_parameter_named_is_the_one_that_takes_most_room(usage: Usage) -> None:
-    """Both lists are long; group_by, given second, is the longer: it is the one named, with
-    its own share of the URL, and what to do about it."""
+@pytest.mark.parametrize("longer", ["group_by", "fields"])
+def test_the_parameter_named_is_the_one_that_takes_most_room(usage: Usage, longer: str) -> None:
+    """Both lists are long; the longer one is named, whichever it is (not the first or last
+    given, nor the first or last by name), with its own share of the URL, and what to do."""
     recorder = Recorder(httpx.Response(200, json=[]))
-    fields = ["f" * 100] * 200
-    group_by = ["g" * 100] * 450
+    shorter = "fields" if longer == "group_by" else "group_by"
+    call = {shorter: ["s" * 100] * 200, longer: ["l" * 100] * 450}
     with pytest.raises(errors.InvalidArgumentError) as raised:
-        usage(
-            server_url=URL,
-            transport=recorder.transport,
-            call={"fields": fields, "group_by": group_by},
-        )
-    assert raised.value.parameter == "group_by"
-    own = len("&".join(["group_by=" + "g" * 100] * 450))
+        usage(server_url=URL, transport=recorder.transport, call=call)
+    assert raised.value.parameter == longer
+    own = len("&".join([f"{longer}=" + "l" * 100] * 450))
     assert f"({own:,} of them its own)" in str(raised.value)
     assert str(raised.value).endswith(
         "the longest URL that can be sent is 65,536: ask for fewer or shorter entries, "
