@@ -248,10 +248,17 @@ def test_opper_base_url_gets_the_api_path_appended_once(
 
 
 @pytest.mark.parametrize("name", ["OPPER_BASE_URL", "server_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2-secret@api.opper.ai",
+        "https://sk-secret-key@api.opper.ai",  # a key put where a user name goes
+        "https://:hunter2-secret@api.opper.ai",
+    ],
+)
 def test_a_url_with_a_password_is_refused_without_showing_it(
-    monkeypatch: pytest.MonkeyPatch, name: str
+    monkeypatch: pytest.MonkeyPatch, name: str, url: str
 ) -> None:
-    url = "https://user:hunter2-secret@api.opper.ai"
     options: dict[str, Any] = {"server_url": url} if name == "server_url" else {}
     if name == "OPPER_BASE_URL":
         monkeypatch.setenv(name, url)

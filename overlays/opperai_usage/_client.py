@@ -90,7 +90,7 @@ def _check_server_url(name: str, value: object, example: str = DEFAULT_SERVER_UR
     if url is not None and url.userinfo:
         # httpx would turn it into Basic auth (and never send the key), and it would show in
         # reprs and debug lines: refused, without quoting the password.
-        shown = url.copy_with(username=None, password=None)
+        shown = url.copy_with(userinfo=b"")
         raise invalid(
             name,
             f"must not hold a user name or password ({str(shown)!r} without them); "
@@ -283,8 +283,8 @@ class Opper:
             headers = {n: v for n, v in headers.items() if n.lower() not in replaced}
             headers.update(http_headers)
         timeout_s = (timeout_ms or self._timeout_ms) / 1000
-        request = client.build_request(method, url, headers=headers, timeout=timeout_s)
-        return request, timeout_s
+        # no timeout= here: each attempt sets its own (see _transport), from timeout_s
+        return client.build_request(method, url, headers=headers), timeout_s
 
     def _retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
         _check_retries("retries", retries)
