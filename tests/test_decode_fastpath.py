@@ -343,8 +343,9 @@ def test_json_nested_too_deep_to_read_is_a_mismatch(fast: bool) -> None:
     """Deeper than Python's recursion limit: named, not a RecursionError."""
     deep = b"[" * 100_000 + b"]" * 100_000
     content = b'[{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "x": %s}]' % deep
-    with pytest.raises(_decode.SchemaMismatch, match="nested deeper"):
+    with pytest.raises(_decode.SchemaMismatch) as raised:
         _decode.decode_items(content, fast=fast)
+    assert str(raised.value) == "the JSON is nested deeper than it can be read"
 
 
 @pytest.mark.parametrize("fast", PATHS)
@@ -458,9 +459,6 @@ def test_the_first_misfit_is_named(fast: bool, bad: str, message: str, position:
     content = ("[" + ", ".join([VALID] * position + [bad] + [VALID] * 3) + "]").encode()
     with pytest.raises(_decode.SchemaMismatch) as raised:
         _decode.decode_items(content, fast=fast)
-    with pytest.raises(_decode.SchemaMismatch) as checked:
-        _decode._decode_checked(json.loads(content))
-    assert str(raised.value) == str(checked.value)
     assert str(raised.value).startswith(f"item {position}: ")
     assert message in str(raised.value)
 
