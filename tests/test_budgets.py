@@ -9,16 +9,20 @@ upper one that it was not overrun by a dribbled byte's interval or a whole secon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 
-from conftest import API_KEY, LocalServer, Usage
+from conftest import API_KEY, LocalServer, Usage, answer_empty_list
 from opperai_usage import Opper, _connections
-from opperai_usage._transport import DeadlineBackend
+from opperai_usage._transport import _DEADLINE, DeadlineBackend, _DeadlineStream
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 #: A body the client would accept ("[]" and spaces), sent a byte at a time.
@@ -223,3 +227,95 @@ def test_a_tls_handshake_never_answered_ends_at_the_budget(usage: Usage) -> None
         elapsed, error = timed(lambda: usage(server_url=url, timeout_ms=800, retry_config=None))
     assert isinstance(error, httpx.TimeoutException), repr(error)
     assert 0.75 <= elapsed < 1.5, elapsed
+
+
+@pytest.mark.timeout(20)
+def test_a_connection_never_accepted_ends_at_the_budget(usage: Usage) -> None:
+    """A server whose accept queue is full: the kernel drops the SYN and connect() waits for
+    a retransmission (1 s, then 3 s...). The attempt still ends at its budget."""
+    with socket.socket() as listener, contextlib.ExitStack() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: the queue fills after a connection or two
+        address = listener.getsockname()
+        while True:  # fill it, until a connect has to wait
+            filler = queued.enter_context(socket.socket())
+            filler.settimeout(0.2)
+            try:
+                filler.connect(address)
+            except TimeoutError:
+                break
+        url = f"http://127.0.0.1:{address[1]}/v2"
+        elapsed, error = timed(lambda: usage(server_url=url, timeout_ms=600, retry_config=None))
+    assert isinstance(error, httpx.TimeoutException), repr(error)
+    assert str(error) == (
+        "no complete answer within the attempt's time budget of 0.600s "
+        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+    )
+    assert 0.55 <= elapsed < 1.0, elapsed
+
+
+def test_an_operation_after_the_deadline_fails_without_touching_the_connection() -> None:
+    """Between two reads the attempt's time may run out: the next read is not started (the
+    connection is not waited on for nothing), and the timeout names the budget."""
+
+    class Untouchable(httpcore.NetworkStream):
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            raise AssertionError("read after the deadline")
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            raise AssertionError("written after the deadline")
+
+    stream = _DeadlineStream(Untouchable())
+    token = _DEADLINE.set((time.monotonic() - 0.01, 0.25))
+    try:
+        with pytest.raises(httpcore.ReadTimeout) as read:
+            stream.read(1024, timeout=5)
+        with pytest.raises(httpcore.WriteTimeout) as written:
+            stream.write(b"GET / HTTP/1.1\r\n\r\n", timeout=5)
+    finally:
+        _DEADLINE.reset(token)
+    for raised in (read, written):
+        assert str(raised.value) == (
+            "no complete answer within the attempt's time budget of 0.250s "
+            "(timeout_ms, or what was left of the retries' max_elapsed_time)"
+        )
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    """The server answers, keeps quiet about it, and closes the connection: the next call
+    opens a new one (the pool asks the connection whether it was closed) and succeeds at its
+    first attempt, retries off."""
+    connections: list[int] = []
+
+    class AnswerThenHangUp(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            answer_empty_list(self)
+            self.close_connection = True  # no "Connection: close": the client cannot know
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, Any]:
+            raw, address = self.socket.accept()
+            connections.append(address[1])
+            return raw, address
+
+    server = Server(("127.0.0.1", 0), AnswerThenHangUp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2"
+    try:
+        with Opper(http_bearer=API_KEY, server_url=url, retry_config=None) as opper:
+            for _ in range(3):
+                assert opper.analytics.get_usage() == []
+                time.sleep(0.2)  # the server has hung up by now
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert len(connections) == 3

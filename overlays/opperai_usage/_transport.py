@@ -44,37 +44,26 @@ def _over_budget(budget: float) -> str:
     )
 
 
-def _bounded(timeout: float | None, error: type[Exception]) -> tuple[float | None, bool]:
-    """`timeout` (httpx's, per operation), shortened to the time the attempt has left; and
-    whether the attempt's budget is what it is now bounded by."""
-    current = _DEADLINE.get()
-    if current is None:
-        return timeout, False
-    deadline, budget = current
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error(_over_budget(budget))
-    if timeout is None or timeout >= left:
-        return left, True
-    return timeout, False
-
-
 _T = typing.TypeVar("_T")
 
 
 def _within_budget(
     operation: typing.Callable[[float | None], _T], timeout: float | None, error: type[Exception]
 ) -> _T:
-    """`operation(timeout)`, its timeout shortened to what the attempt has left; when that is
-    what ran out, the timeout says so."""
-    bounded, by_budget = _bounded(timeout, error)
+    """`operation(timeout)`, given instead what the running attempt has left: httpx's own
+    per-operation timeouts are set to the attempt's whole budget (`_timeouts`), so what is
+    left is never longer. When that runs out, `error` says it was the budget."""
+    current = _DEADLINE.get()
+    if current is None:  # outside an attempt (nothing sends there today): httpx's timeout
+        return operation(timeout)
+    deadline, budget = current
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error(_over_budget(budget))
     try:
-        return operation(bounded)
+        return operation(left)
     except error:
-        current = _DEADLINE.get()
-        if by_budget and current is not None:
-            raise error(_over_budget(current[1])) from None
-        raise
+        raise error(_over_budget(budget)) from None
 
 
 class _DeadlineStream(httpcore.NetworkStream):
