@@ -104,7 +104,8 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's sync network backend, whose connections keep to the attempt's deadline."""
+    """httpcore's sync network backend, whose connections keep to the attempt's deadline.
+    TCP only: the transport it serves (`transport_with_deadlines`) has no Unix socket."""
 
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
@@ -122,18 +123,6 @@ class DeadlineBackend(httpcore.NetworkBackend):
             lambda bounded: connect(host, port, bounded, local_address, socket_options),
             timeout,
             httpcore.ConnectTimeout,
-        )
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        connect = self._backend.connect_unix_socket
-        stream = _within_budget(
-            lambda bounded: connect(path, bounded, socket_options), timeout, httpcore.ConnectTimeout
         )
         return _DeadlineStream(stream)
 
