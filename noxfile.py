@@ -393,7 +393,8 @@ MUTANT_GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sending": (
         ["_transport", "_retries", "_connections"],
-        ["budgets", "client", "faults", "gate", "lifetimes", "retries", "secrecy", "tls"],
+        ["budgets", "client", "debug_lines", "faults", "gate", "lifetimes", "retries", "secrecy",
+         "tls"],
     ),
 }  # fmt: skip
 

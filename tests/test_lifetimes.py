@@ -444,3 +444,20 @@ def test_closing_inside_a_trio_run_lets_the_run_close_its_connections(
 
     anyio.run(main, backend="trio")
     assert open_connections(local) == []
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_aclose_on_a_loop_that_made_no_call(local: LocalServer, backend: str) -> None:
+    """A client used only synchronously, closed with `async with`: its connections are
+    closed, and it is closed for both kinds of call."""
+    opper = Opper(http_bearer=API_KEY, server_url=local.url)
+    assert opper.analytics.get_usage(**QUERY)
+
+    async def main() -> None:
+        async with opper:
+            pass
+
+    anyio.run(main, backend=backend)
+    assert open_connections(local) == []
+    with pytest.raises(RuntimeError):
+        opper.analytics.get_usage(**QUERY)
