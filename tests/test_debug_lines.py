@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import socket
 
 import httpx
 import pytest
@@ -151,3 +152,22 @@ def test_each_line_says_how_long_its_attempt_took(
     assert second[:2] == ("200", "2")
     assert second[3] is None
     assert 90 <= float(second[2]) < 590  # the second attempt's own time, not the call's
+
+
+def test_a_failed_attempt_is_named_by_its_error(caplog: pytest.LogCaptureFixture) -> None:
+    """An attempt that got no answer says which error ended it, where a status would be."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once it is closed
+    logger = logging.getLogger("test.opperai.failed")
+    url = f"http://127.0.0.1:{port}/v2"
+    with (
+        caplog.at_level(logging.DEBUG, logger=logger.name),
+        Opper(http_bearer=API_KEY, server_url=url, debug_logger=logger, retry_config=None) as o,
+        pytest.raises(httpx.ConnectError),
+    ):
+        o.analytics.get_usage()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert re.fullmatch(
+        rf"GET {url}/analytics/usage -> ConnectError \(attempt 1, [\d.]+ ms\)", line
+    )
