@@ -276,16 +276,12 @@ async def send_async(
             budget = attempts.start(timeout_s)
             request.extensions["timeout"] = _timeouts(budget)
             outcome: httpx.Response | Exception | None = None
-            with anyio.move_on_after(budget) as timer:
+            with anyio.move_on_after(budget):
                 try:
-                    outcome = await client.send(request, stream=True)
-                    try:
-                        await outcome.aread()
-                    finally:
-                        await outcome.aclose()
+                    outcome = await client.send(request)  # the body read in full, too
                 except httpx.RequestError as error:
                     outcome = error
-            if timer.cancelled_caught or outcome is None:
+            if outcome is None:  # the timer ended the attempt
                 outcome = httpx.ReadTimeout(_over_budget(budget), request=request)
         wait = attempts.wait_after(outcome)
         if wait is None:
