@@ -153,18 +153,24 @@ def test_threads_each_with_an_event_loop_share_one_client(local: LocalServer) ->
     opper.close()
 
 
+def async_clients_alive() -> int:
+    return sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
+
+
 def test_a_thousand_event_loops_leave_no_descriptors(local: LocalServer) -> None:
     process = psutil.Process()
     opper = Opper(http_bearer=API_KEY, server_url=local.url)
     asyncio.run(opper.analytics.get_usage_async(**QUERY))  # warm: imports and caches
     gc.collect()
     fds = process.num_fds()
+    clients = async_clients_alive()
     for _ in range(1_000):
         asyncio.run(opper.analytics.get_usage_async(**QUERY))
     gc.collect()
     assert process.num_fds() <= fds
     assert open_connections(local) == []
     assert opper._connections._loops == {}  # nothing kept for loops that are gone
+    assert async_clients_alive() <= clients  # nor their clients: memory does not grow
     assert local.stats()["requests"] == 1_001
     opper.close()
 
