@@ -13,6 +13,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -229,10 +230,10 @@ def test_a_tls_handshake_never_answered_ends_at_the_budget(usage: Usage) -> None
     assert 0.75 <= elapsed < 1.5, elapsed
 
 
-@pytest.mark.timeout(20)
-def test_a_connection_never_accepted_ends_at_the_budget(usage: Usage) -> None:
-    """A server whose accept queue is full: the kernel drops the SYN and connect() waits for
-    a retransmission (1 s, then 3 s...). The attempt still ends at its budget."""
+@contextlib.contextmanager
+def never_accepting() -> Iterator[str]:
+    """The URL of a server whose accept queue is full: the kernel drops the SYN and connect()
+    waits for a retransmission (1 s, then 3 s...)."""
     with socket.socket() as listener, contextlib.ExitStack() as queued:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)  # never accepted: the queue fills after a connection or two
@@ -244,7 +245,13 @@ def test_a_connection_never_accepted_ends_at_the_budget(usage: Usage) -> None:
                 filler.connect(address)
             except TimeoutError:
                 break
-        url = f"http://127.0.0.1:{address[1]}/v2"
+        yield f"http://127.0.0.1:{address[1]}/v2"
+
+
+@pytest.mark.timeout(20)
+def test_a_connection_never_accepted_ends_at_the_budget(usage: Usage) -> None:
+    """A connect that waits: the attempt still ends at its budget."""
+    with never_accepting() as url:
         elapsed, error = timed(lambda: usage(server_url=url, timeout_ms=600, retry_config=None))
     assert isinstance(error, httpx.TimeoutException), repr(error)
     assert str(error) == (
@@ -319,3 +326,17 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
         server.server_close()
         thread.join(timeout=10)
     assert len(connections) == 3
+
+
+@pytest.mark.timeout(20)
+def test_your_sync_clients_connect_ends_at_the_budget() -> None:
+    """With a client of yours, httpx times the connect out, at the attempt's budget (not
+    your client's own timeout)."""
+    with (
+        never_accepting() as url,
+        httpx.Client(timeout=None) as client,  # noqa: S113 - the budget is what must end it
+        Opper(http_bearer=API_KEY, server_url=url, client=client, retry_config=None) as opper,
+    ):
+        elapsed, error = timed(lambda: opper.analytics.get_usage(timeout_ms=600))
+    assert type(error) is httpx.ConnectTimeout, repr(error)
+    assert 0.55 <= elapsed < 1.0, elapsed
