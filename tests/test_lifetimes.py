@@ -467,3 +467,17 @@ def test_aclose_on_a_loop_that_made_no_call(local: LocalServer, backend: str) ->
     assert open_connections(local) == []
     with pytest.raises(RuntimeError):
         opper.analytics.get_usage(**QUERY)
+
+
+def test_closed_clients_are_let_go(local: LocalServer) -> None:
+    """Oppers made, used and closed one after another (a client per job): nothing keeps
+    their httpx clients alive afterwards."""
+    gc.collect()
+    before = sum(isinstance(o, httpx.Client) for o in gc.get_objects())
+    for _ in range(50):
+        with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
+            assert opper.analytics.get_usage(**QUERY)
+    del opper
+    gc.collect()
+    assert sum(isinstance(o, httpx.Client) for o in gc.get_objects()) <= before
+    assert open_connections(local) == []
