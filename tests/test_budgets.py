@@ -340,3 +340,22 @@ def test_your_sync_clients_connect_ends_at_the_budget() -> None:
         elapsed, error = timed(lambda: opper.analytics.get_usage(timeout_ms=600))
     assert type(error) is httpx.ConnectTimeout, repr(error)
     assert 0.55 <= elapsed < 1.0, elapsed
+
+
+@pytest.mark.timeout(20)
+def test_waiting_for_a_free_connection_counts_against_the_budget(local: LocalServer) -> None:
+    """Your client allows one connection, and another thread's slow call holds it: this call
+    waits for it no longer than its own budget."""
+    local.script({"delay_ms": 3_000})
+    limits = httpx.Limits(max_connections=1)
+    with (
+        httpx.Client(limits=limits, timeout=None) as client,  # noqa: S113 - the budget ends it
+        Opper(http_bearer=API_KEY, server_url=local.url, client=client, retry_config=None) as o,
+    ):
+        slow = threading.Thread(target=lambda: o.analytics.get_usage(timeout_ms=10_000))
+        slow.start()
+        time.sleep(0.3)  # the slow call has the connection
+        elapsed, error = timed(lambda: o.analytics.get_usage(timeout_ms=500))
+        slow.join(timeout=10)
+    assert type(error) is httpx.PoolTimeout, repr(error)
+    assert 0.45 <= elapsed < 1.0, elapsed
