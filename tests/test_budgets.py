@@ -354,7 +354,9 @@ def test_waiting_for_a_free_connection_counts_against_the_budget(local: LocalSer
     ):
         slow = threading.Thread(target=lambda: o.analytics.get_usage(timeout_ms=10_000))
         slow.start()
-        time.sleep(0.3)  # the slow call has the connection
+        deadline = time.monotonic() + 5
+        while not local.requests() and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the slow call has the connection (its request arrived)
         elapsed, error = timed(lambda: o.analytics.get_usage(timeout_ms=500))
         slow.join(timeout=10)
     assert type(error) is httpx.PoolTimeout, repr(error)
