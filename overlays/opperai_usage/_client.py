@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -18,6 +17,7 @@ from ._credentials import KeySource, resolve_api_key
 from ._invalid import InvalidArgumentError, invalid
 from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
 from ._version import __version__
+from ._warn import warn
 from .types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -294,10 +294,9 @@ class Opper:
     def _warn_if_plain_http(url: httpx.URL) -> None:
         if url.scheme == "http" and not _is_loopback(url.host) and url.host not in _warned_hosts:
             _warned_hosts.add(url.host)
-            warnings.warn(
+            warn(
                 f"sending the API key unencrypted (plain http) to {url.host}; use https",
                 InsecureTransportWarning,
-                stacklevel=5,
             )
 
 

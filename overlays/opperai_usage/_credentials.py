@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import unicodedata
-import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
 from ._invalid import invalid
+from ._warn import warn
 
 #: The official SDK 2.x's variable, then 1.x's: the first one set (and not blank) is used.
 ENV_VARIABLES = ("OPPER_API_KEY", "OPPER_HTTP_BEARER")
@@ -88,11 +88,7 @@ def resolve_api_key(api_key: KeySource | None, http_bearer: KeySource | None) ->
     found = {name: value for name in ENV_VARIABLES if (value := os.environ.get(name, "").strip())}
     if len(set(found.values())) > 1:
         first, second = ENV_VARIABLES
-        warnings.warn(
-            f"{first} and {second} are both set and differ; using {first}",
-            UserWarning,
-            stacklevel=3,
-        )
+        warn(f"{first} and {second} are both set and differ; using {first}", UserWarning)
     if not found:
         return None
     name = next(iter(found))  # the first in ENV_VARIABLES' order
