@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,7 +34,7 @@ import psutil
 import pytest
 
 from conftest import API_KEY, LocalServer
-from opperai_usage import Opper
+from opperai_usage import Opper, _connections
 from opperai_usage.models import GetUsageResultItem
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
@@ -320,6 +321,74 @@ def test_clients_you_pass_in_are_yours_after_a_fork(local: LocalServer) -> None:
     ours.close()
     assert not client.is_closed
     client.close()
+
+
+@pytest.fixture
+def fork_hook() -> Iterator[Callable[[], None]]:
+    """What a child made by `os.fork()` runs first (the hook given to `os.register_at_fork`),
+    to run in this process, where mutation testing sees it (it records nothing in children).
+    Afterwards it closes what the hook set aside: here, unlike in a child, that is this
+    process's own, and every client in the process was told to start afresh."""
+    start = len(_connections._ABANDONED)
+    yield _connections._after_fork_in_child
+    set_aside = _connections._ABANDONED[start:]
+    del _connections._ABANDONED[start:]
+    for thing in set_aside:
+        if isinstance(thing, httpx.Client):
+            thing.close()
+
+
+def test_after_a_fork_the_child_sets_aside_what_it_inherited(
+    local: LocalServer, fork_hook: Callable[[], None]
+) -> None:
+    """The hook run inside a running loop, as in a child forked from a coroutine, while another
+    thread holds the client's lock: nothing inherited is closed or used again (both stay open
+    and referenced), the next calls open connections of their own, and a client you passed in
+    is still the one used."""
+    yours = httpx.Client()
+    given = Opper(http_bearer=API_KEY, server_url=local.url, client=yours)
+    opper = Opper(http_bearer=API_KEY, server_url=local.url, retry_config=None, timeout_ms=10_000)
+
+    async def in_the_child() -> None:
+        assert opper.analytics.get_usage(**QUERY)
+        assert await opper.analytics.get_usage_async(**QUERY)
+        assert given.analytics.get_usage(**QUERY)
+        inherited = local_ports(local)
+        assert len(inherited) == 3  # the sync, the async and your client's connections
+        sync_client = weakref.ref(opper._get_client())
+        (async_connections,) = opper._connections._loops.values()
+        lock = opper._connections._lock
+        lock.acquire()  # as if another thread of the parent held it at the fork
+        try:
+            fork_hook()
+            gc.collect()
+            parents = sync_client()
+            assert parents is not None  # kept referenced
+            assert not parents.is_closed  # and not closed
+            assert local_ports(local) == inherited  # no inherited connection was closed
+
+            answers: list[bool] = []
+            sync_call = threading.Thread(
+                target=lambda: answers.append(bool(opper.analytics.get_usage(**QUERY)))
+            )
+            sync_call.start()
+            sync_call.join(timeout=10)
+            assert answers == [True]  # the parent's lock is not the child's
+            assert await opper.analytics.get_usage_async(**QUERY)
+            assert given.analytics.get_usage(**QUERY)
+        finally:
+            lock.release()
+        assert inherited < local_ports(local)
+        assert len(local_ports(local) - inherited) == 2  # a sync and an async connection
+        assert given._get_client() is yours
+        assert not async_connections.client.is_closed  # kept, not closed
+        await async_connections.client.aclose()  # here it is this process's own to close
+        await opper.aclose()
+
+    asyncio.run(in_the_child())
+    assert local.stats()["requests"] == 6
+    given.close()
+    yours.close()
 
 
 # -- cancellation

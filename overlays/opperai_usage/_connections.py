@@ -141,20 +141,16 @@ class Connections:
         return self._tls
 
     def sync_client(self) -> httpx.Client:
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    from ._transport import transport_with_deadlines
+        """This process's sync client, made on its first call (once, whichever thread asks)."""
+        with self._lock:
+            if self._client is None:
+                from ._transport import transport_with_deadlines
 
-                    tls = self._tls_context()
-                    transport = transport_with_deadlines(tls)
-                    self._client = httpx.Client(
-                        follow_redirects=True, verify=tls, transport=transport
-                    )
-                    _OPEN_CLIENTS.add(self._client)
-                client = self._client
-        return client
+                tls = self._tls_context()
+                transport = transport_with_deadlines(tls)
+                self._client = httpx.Client(follow_redirects=True, verify=tls, transport=transport)
+                _OPEN_CLIENTS.add(self._client)
+            return self._client
 
     async def for_this_loop(self) -> LoopConnections:
         """The running loop's connections, made on its first call."""
@@ -206,16 +202,12 @@ class Connections:
             mine.finish_here()
 
     def start_afresh_after_fork(self) -> None:
-        """In a forked child: set aside, never to use or close, what the parent opened."""
+        """In a forked child: forget what the parent opened (`_after_fork_in_child` has set
+        it aside), so that the next call makes connections of this process's own."""
         self._lock = threading.Lock()  # another thread of the parent may have held it
-        if self._given_client is None and self._client is not None:
-            _ABANDONED.append(self._client)
-            _OPEN_CLIENTS.discard(self._client)
+        if self._given_client is None:
             self._client = None
-        loops, self._loops = self._loops, {}
-        for connections in loops.copy().values():  # finish_here() takes it out of loops
-            connections.finish_here()
-            _ABANDONED.append(connections)
+        self._loops = {}
 
     def __del__(self) -> None:
         # An `Opper` dropped without close(): release what it made, as close() does.
@@ -224,14 +216,15 @@ class Connections:
 
 
 def _after_fork_in_child() -> None:
-    for live in list(_LIVE):
-        live.start_afresh_after_fork()
-    # Those of Oppers already gone, not closed yet.
+    """Set aside, never to use or close, every connection the parent opened (all of them are
+    in `_OPEN_CLIENTS` and `_OPEN_LOOPS` until closed), then let each client start afresh."""
     _ABANDONED.extend(_OPEN_CLIENTS)
     _OPEN_CLIENTS.clear()
     for connections in list(_OPEN_LOOPS):
         connections.finish_here()
         _ABANDONED.append(connections)
+    for live in list(_LIVE):
+        live.start_afresh_after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
