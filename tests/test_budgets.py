@@ -13,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,7 +23,12 @@ import pytest
 
 from conftest import API_KEY, LocalServer, Usage, answer_empty_list
 from opperai_usage import Opper, _connections
-from opperai_usage._transport import _DEADLINE, DeadlineBackend, _DeadlineStream
+from opperai_usage._transport import (
+    _DEADLINE,
+    DeadlineBackend,
+    _DeadlineStream,
+    transport_with_deadlines,
+)
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
 #: A body the client would accept ("[]" and spaces), sent a byte at a time.
@@ -259,6 +264,42 @@ def test_a_connection_never_accepted_ends_at_the_budget(usage: Usage) -> None:
         "(timeout_ms, or what was left of the retries' max_elapsed_time)"
     )
     assert 0.55 <= elapsed < 1.0, elapsed
+
+
+@contextlib.contextmanager
+def silent(scheme: str) -> Iterator[str]:
+    """The URL of a server the kernel connects to (TCP), which then never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/v2"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("server", "error"),
+    [
+        (never_accepting, httpx.ConnectTimeout),
+        (lambda: silent("https"), httpx.ConnectTimeout),  # the TLS handshake
+        (lambda: silent("http"), httpx.ReadTimeout),
+    ],
+    ids=["connect", "tls-handshake", "read"],
+)
+def test_outside_an_attempt_our_connections_keep_httpx_timeouts(
+    server: Callable[[], contextlib.AbstractContextManager[str]], error: type[Exception]
+) -> None:
+    """`DeadlineBackend` bounds an operation by the running attempt's deadline; with no attempt
+    running (anything but `send` using these connections), httpx's own timeouts still apply:
+    no connect, handshake or read is left without a bound."""
+    tls = httpx.create_ssl_context()
+    with (
+        server() as url,
+        httpx.Client(transport=transport_with_deadlines(tls), timeout=0.5) as client,
+    ):
+        elapsed, raised = timed(lambda: client.get(url))
+    assert type(raised) is error, repr(raised)
+    assert "time budget" not in str(raised)  # httpx's timeout, not an attempt's
+    assert 0.45 <= elapsed < 1.5, elapsed
 
 
 def test_an_operation_after_the_deadline_fails_without_touching_the_connection() -> None:

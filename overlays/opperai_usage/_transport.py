@@ -170,12 +170,13 @@ def _timeouts(budget: float) -> dict[str, float]:
 class _Attempts:
     """One call's attempts: their budgets; asks the policy after each, logs it, counts."""
 
+    _attempt_started: float  # set by start(), before anything reads it
+
     def __init__(
         self, request: httpx.Request, policy: RetryPolicy, logger: logging.Logger | None
     ) -> None:
         self._request, self._policy, self._logger = request, policy, logger
         self._started: float | None = None
-        self._attempt_started = 0.0
         self._retries = 0
 
     def start(self, timeout_s: float) -> float:
