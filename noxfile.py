@@ -383,7 +383,7 @@ MUTANTS_RUN = ROOT / ".nox" / "mutants-run"
 #: selection per group saves most of the time a surviving mutant costs.
 MUTANT_GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "request": (
-        ["_client", "_credentials", "_analytics", "_query", "_warn"],
+        ["_client", "_credentials", "_analytics", "_query"],
         ["client", "contract", "credentials", "debug_lines", "integration", "properties",
          "requests", "retries", "secrecy"],
     ),
