@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from opperai_usage.testing import UsageServer
+from opperai_usage.testing import UsageServer, _handler, _server
 
 UTC = timezone.utc
 
@@ -231,6 +231,32 @@ def test_now_fixes_the_data_and_the_default_month() -> None:
     finally:
         code, out, err = stop(running, signal.SIGTERM)
     assert (code, out, err) == (0, "", "")
+
+
+def test_a_server_started_before_midnight_answers_the_new_month(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started on the last evening of a month, asked after midnight about "this month" (no
+    dates): the data has moved on with the day, so the new month holds events."""
+
+    class Clock(datetime):
+        moment = datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
+
+        @classmethod
+        def now(cls, tz: Any = None) -> Clock:
+            return cls.fromtimestamp(cls.moment.timestamp(), tz)
+
+    monkeypatch.setattr(_server, "datetime", Clock)
+    monkeypatch.setattr(_handler, "datetime", Clock)
+    params = {"granularity": "day"}
+    auth = {"Authorization": "Bearer any"}
+    with UsageServer(seed=3) as server, httpx.Client(base_url=server.base_url) as http:
+        november = items(http.get(USAGE, params=params, headers=auth))
+        Clock.moment = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+        december = items(http.get(USAGE, params=params, headers=auth))
+    assert november
+    assert all(row["time_bucket"].startswith("2026-11-") for row in november)
+    assert [row["time_bucket"] for row in december] == ["2026-12-01T00:00:00Z"]
 
 
 def test_dates_accept_z_offsets_naive_and_date_only(client: httpx.Client) -> None:

@@ -14,9 +14,9 @@ import json
 import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,7 +42,7 @@ class Context:
     """What every connection of one server shares."""
 
     state: State
-    aggregator: Aggregator
+    data: Callable[[date], Aggregator]  # the data set that ends with a given day
     api_key: str | None
     now: datetime | None  # None: the clock
     verbose: bool
@@ -160,11 +160,14 @@ class UsageHandler(BaseHTTPRequestHandler):
             return 200, synthetic_items(answer.items), JSON, {}
         if not self._authorized():
             return 401, _json(_UNAUTHORIZED), JSON, {"WWW-Authenticate": "Bearer"}
+        now = self.context.now or datetime.now(UTC)
         try:
-            query = parse_query(raw_query, self.context.now or datetime.now(UTC))
+            query = parse_query(raw_query, now)
         except QueryError as error:
             return error.status, _json(error.body), JSON, {}
-        return 200, self.context.aggregator.encoded(query), JSON, {}
+        # The data set ends with today's end, whatever day the server started on: after
+        # midnight (on the 1st, a new month) the current month still holds events.
+        return 200, self.context.data(now.date()).encoded(query), JSON, {}
 
     def _authorized(self) -> bool:
         """A bearer token is present, and is the server's key if it has one."""

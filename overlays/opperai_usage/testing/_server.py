@@ -61,9 +61,10 @@ class UsageServer:
             items = opper.analytics.get_usage(group_by=["model"])
     ```
 
-    It holds `events` made-up usage events over the 60 days up to today (or up to `now`), the
-    same ones for the same `seed`, and really buckets, sums and groups them. It answers 401 to
-    a request without a bearer token, or, given `api_key`, with any other token; 422 (shaped
+    It holds `events` made-up usage events over the 60 days up to today (a window that moves
+    on at midnight, so the current month always holds events; or up to `now`), the same ones
+    for the same `seed` and day, and really buckets, sums and groups them. It answers 401 to a
+    request without a bearer token, or, given `api_key`, with any other token; 422 (shaped
     like FastAPI's) to bad parameters; 404 to other paths. `enqueue()` scripts answers,
     `requests` lists what it received.
 
@@ -97,12 +98,13 @@ class UsageServer:
         self._state = State()
         self._context = Context(
             state=self._state,
-            aggregator=_aggregator(seed, events, (now or datetime.now(UTC)).date()),
+            data=functools.partial(_aggregator, seed, events),
             api_key=api_key,
             now=now,
             verbose=verbose,
             stopping=threading.Event(),
         )
+        self._context.data((now or datetime.now(UTC)).date())  # built now, not at the first call
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, socket.socket] = {}
         self._base_url: str | None = None
