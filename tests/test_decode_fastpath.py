@@ -128,6 +128,17 @@ def test_msgspec_alone_reads_a_valid_answer_when_the_fast_extra_is_installed(
     assert strict(_decode.decode_items(content)) == expected
 
 
+def test_fast_false_reads_with_the_standard_library_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests compare the two paths: `fast=False` must really leave msgspec out."""
+    content = body(realistic(3))
+
+    def refuse(_: bytes) -> NoReturn:
+        raise AssertionError("msgspec was called")
+
+    monkeypatch.setattr(_decode, "_typed_loads", refuse)
+    assert strict(_decode.decode_items(content, fast=False)) == strict(plain(content))
+
+
 def test_without_the_fast_extra_the_default_is_the_standard_library(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

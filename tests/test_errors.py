@@ -214,6 +214,14 @@ def test_redirect_not_followed_is_an_unexpected_response(usage: Usage) -> None:
     assert str(error).startswith("Unexpected response received: Status 302")
 
 
+def test_a_3xx_with_a_body_of_items_is_still_an_unexpected_response(usage: Usage) -> None:
+    """Only a 2XX answer's body is items: a 300 (which is never followed) that carries a
+    valid-looking list is an error, not an empty result."""
+    error = fail_mock(usage, httpx.Response(300, json=[]))
+    assert type(error) is errors.APIError
+    assert str(error).startswith("Unexpected response received: Status 300")
+
+
 def test_errors_pickle_without_the_key(usage: Usage) -> None:
     error = fail_mock(usage, httpx.Response(401, json={"detail": "bad key"}))
     assert error.raw_response.request.headers["authorization"] == f"Bearer {API_KEY}"
