@@ -421,6 +421,7 @@ def mutants(session: nox.Session) -> None:
         if not names or any(name.split(".x")[0][14:] in modules for name in names)
     ]
     statuses: dict[str, str] = {}
+    out_of_order: list[str] = []
     started = time.monotonic()
     for group in groups:
         modules, tests = MUTANT_GROUPS[group]
@@ -433,11 +434,44 @@ def mutants(session: nox.Session) -> None:
                 _stop_orphaned_servers(session)
             listing = session.run("mutmut", "results", "--all", "true", silent=True)
         statuses |= _mutant_statuses(str(listing))
+        if not names and not _passes_in_mutmuts_order(session, folder):
+            out_of_order.append(group)
     minutes = (time.monotonic() - started) / 60
     explained = set(
         re.findall(r"opperai_usage\.\S+?__mutmut_\d+", (ROOT / "tests" / "MUTANTS.md").read_text())
     )
     _report_mutants(session, statuses, explained, minutes)
+    if out_of_order:
+        session.error(
+            f"in the order mutmut runs them, a test of {out_of_order} fails with nothing "
+            "mutated, so its kills cannot be trusted (tests/MUTANTS.md, Order)"
+        )
+
+
+#: Run in a group's mutants/ folder: its selected tests, sorted as under a mutant (conftest.py)
+#: but with nothing mutated (no function has this name).
+_IN_MUTMUTS_ORDER = """
+import os, subprocess, sys, tomllib
+config = tomllib.load(open("../pyproject.toml", "rb"))["tool"]["mutmut"]
+args = config["pytest_add_cli_args_test_selection"] + config["pytest_add_cli_args"]
+env = {**os.environ, "MUTANT_UNDER_TEST": "opperai_usage.order_check.x_none__mutmut_0"}
+sys.exit(subprocess.run([sys.executable, "-m", "pytest", "-q", *args], env=env).returncode)
+"""
+
+
+def _passes_in_mutmuts_order(session: nox.Session, folder: Path) -> bool:
+    """Whether every selected test passes in mutmut's order (quickest first) with nothing
+    mutated: a test that fails only after another would count as a kill for every mutant
+    whose tests put it there."""
+    session.log("the group's tests in mutmut's order, nothing mutated:")
+    with session.chdir(folder / "mutants"):
+        try:
+            session.run("python", "-c", _IN_MUTMUTS_ORDER)
+        except nox.command.CommandFailed:
+            return False
+        finally:
+            _stop_orphaned_servers(session)
+    return True
 
 
 def _stage_mutants(modules: list[str], tests: list[str], folder: Path) -> Path:
