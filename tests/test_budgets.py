@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY, LocalServer, Usage, answer_empty_list
-from opperai_usage import Opper, _connections
+from opperai_usage import Opper, _connections, errors
 from opperai_usage._transport import (
     _DEADLINE,
     DeadlineBackend,
@@ -82,6 +82,34 @@ def test_a_retry_gets_what_is_left_of_max_elapsed_time(local: LocalServer, usage
     )
     assert type(error) is httpx.ReadTimeout
     assert 1.15 <= elapsed < 1.8, elapsed
+    assert local.stats()["requests"] == 2
+
+
+def test_a_retry_the_call_budget_ends_leaves_the_answer_before_it(
+    local: LocalServer, usage: Usage
+) -> None:
+    """A 500, then a retry that hangs until `max_elapsed_time` (600 ms) is spent: the call
+    ends at 0.6 s with the 500's APIError, not with a timeout of our own making."""
+    local.script({"status": 500, "body": '{"detail": "down"}'}, {"delay_ms": 5_000})
+    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 600), True, max_retries=5)
+    elapsed, error = timed(lambda: usage(server_url=local.url, retry_config=config))
+    assert type(error) is errors.APIError
+    assert error.status_code == 500
+    assert "down" in str(error)
+    assert 0.55 <= elapsed < 1.2, elapsed
+    assert local.stats()["requests"] == 2
+
+
+def test_a_retry_timeout_ms_ends_is_a_timeout(local: LocalServer, usage: Usage) -> None:
+    """The same retry ended by `timeout_ms` (300 ms) with time left in `max_elapsed_time`:
+    that attempt's own timeout is the answer, as it would be for a first attempt."""
+    local.script({"status": 500}, {"delay_ms": 5_000})
+    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 5_000), True, max_retries=1)
+    elapsed, error = timed(
+        lambda: usage(server_url=local.url, timeout_ms=300, retry_config=config)
+    )
+    assert type(error) is httpx.ReadTimeout
+    assert 0.3 <= elapsed < 0.9, elapsed
     assert local.stats()["requests"] == 2
 
 

@@ -9,7 +9,8 @@ bound each read, so a body dribbled a byte at a time would never trip them. Asyn
 run under a cancel scope that fires at the deadline. Sync attempts cannot be interrupted from
 outside, so the connections of the clients `Opper` makes bound every read, write and connect
 by the time left (`DeadlineBackend`); with a client of yours, the deadline is checked as each
-chunk arrives.
+chunk arrives. A retry timed out by the end of `max_elapsed_time` ends the call with the
+attempt before it (`_Attempts.ending`): the call's time ran out, the server did not fail.
 """
 
 from __future__ import annotations
@@ -178,6 +179,10 @@ class _Attempts:
         self._request, self._policy, self._logger = request, policy, logger
         self._started: float | None = None
         self._retries = 0
+        #: Whether what was left of `max_elapsed_time` (not `timeout_ms`) bounds this attempt.
+        self._cut_by_call_budget = False
+        #: The outcome of the attempt before this one, if any.
+        self._earlier: httpx.Response | Exception | None = None
 
     def start(self, timeout_s: float) -> float:
         """Start an attempt; its time budget in seconds. The call's clock (which
@@ -188,7 +193,9 @@ class _Attempts:
         limit = self._policy.max_elapsed_s
         if limit is None:
             return timeout_s
-        return max(min(timeout_s, limit - (now - self._started)), _MIN_BUDGET_S)
+        left = limit - (now - self._started)
+        self._cut_by_call_budget = left < timeout_s
+        return max(min(timeout_s, left), _MIN_BUDGET_S)
 
     def wait_after(self, outcome: httpx.Response | Exception) -> float | None:
         """Seconds to sleep before the next attempt, or `None` when `outcome` is final."""
@@ -197,7 +204,16 @@ class _Attempts:
         if self._logger is not None:
             self._log(outcome, wait)
         self._retries += 1
+        if wait is not None:
+            self._earlier = outcome
         return wait
+
+    def ending(self, outcome: httpx.Response | Exception) -> httpx.Response | Exception:
+        """What the call ends with: `outcome`, unless it is a retry timed out by the end of
+        `max_elapsed_time`. The server did not fail then, the call's time ran out, so it
+        ends with the attempt before, as the official SDK ends with its last answer."""
+        cut = self._cut_by_call_budget and isinstance(outcome, httpx.TimeoutException)
+        return self._earlier if cut and self._earlier is not None else outcome
 
     def _log(self, outcome: httpx.Response | Exception, wait: float | None) -> None:
         assert self._logger is not None
@@ -257,7 +273,7 @@ def send(
             _DEADLINE.reset(token)
         wait = attempts.wait_after(outcome)
         if wait is None:
-            return _final(outcome)
+            return _final(attempts.ending(outcome))
         time.sleep(wait)
 
 
@@ -286,5 +302,5 @@ async def send_async(
                 outcome = httpx.ReadTimeout(_over_budget(budget), request=request)
         wait = attempts.wait_after(outcome)
         if wait is None:
-            return _final(outcome)
+            return _final(attempts.ending(outcome))
         await anyio.sleep(wait)
