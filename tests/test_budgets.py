@@ -105,9 +105,7 @@ def test_a_retry_timeout_ms_ends_is_a_timeout(local: LocalServer, usage: Usage) 
     that attempt's own timeout is the answer, as it would be for a first attempt."""
     local.script({"status": 500}, {"delay_ms": 5_000})
     config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 5_000), True, max_retries=1)
-    elapsed, error = timed(
-        lambda: usage(server_url=local.url, timeout_ms=300, retry_config=config)
-    )
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=300, retry_config=config))
     assert type(error) is httpx.ReadTimeout
     assert 0.3 <= elapsed < 0.9, elapsed
     assert local.stats()["requests"] == 2
