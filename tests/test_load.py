@@ -30,7 +30,6 @@ SEQUENTIAL = 10_000
 CONCURRENT = 1_000
 ROUNDS = 3
 POOL = 100  # httpx's default max_connections
-KEEPALIVE = 20  # httpx's default max_keepalive_connections
 #: Memory a call may leave behind, on average, once the client is warm (bytes).
 LEAK_PER_CALL = 64
 
@@ -43,6 +42,16 @@ def open_connections(server: LocalServer) -> list[Any]:
         for connection in psutil.Process().net_connections(kind="tcp")
         if connection.raddr and connection.raddr.port == port
     ]
+
+
+async def settled(count: Callable[[], int], limit: int, within: float = 2.0) -> int:
+    """`count()` once it is at most `limit`, or when `within` seconds are up. asyncio closes
+    a transport's socket a loop iteration or more after `close()`, so a connection the pool
+    has let go may still be open for a moment."""
+    deadline = time.monotonic() + within
+    while count() > limit and time.monotonic() < deadline:  # noqa: ASYNC110 (an OS count: no event)
+        await asyncio.sleep(0.01)
+    return count()
 
 
 def traced(run: Callable[[], None]) -> int:
@@ -139,14 +148,17 @@ def test_a_thousand_concurrent_async_calls_on_one_client(local: LocalServer) -> 
                 del results
                 gc.collect()
                 memory.append(sys.getallocatedblocks())
-                assert len(open_connections(local)) <= KEEPALIVE  # idle ones beyond are closed
+                # At most the pool stays open. (Not <= 20, the keep-alive limit: httpcore
+                # 1.0.9 prunes surplus idle connections only as a request ends, so a burst
+                # can leave a few more than 20 idle; 26 and 30 were seen on 1 December.)
+                assert len(open_connections(local)) <= POOL
                 assert process.num_fds() <= fds + POOL
             watcher.cancel()
             assert 0 < peak <= POOL
             # Rounds after the first (which fills the pool and caches) leave nothing behind:
             # fewer live memory blocks than calls made since.
             assert memory[-1] - memory[0] < CONCURRENT, memory
-        assert open_connections(local) == []
+        assert await settled(lambda: len(open_connections(local)), 0) == 0
         assert process.num_fds() <= fds
 
     asyncio.run(main())
