@@ -449,12 +449,14 @@ def mutants(session: nox.Session) -> None:
 
 
 #: Run in a group's mutants/ folder: its selected tests, sorted as under a mutant (conftest.py)
-#: but with nothing mutated (no function has this name).
+#: but with nothing mutated (no function has this name), importing the package from src/ as
+#: mutmut's workers do (not the installed one, which `nox -R` does not refresh).
 _IN_MUTMUTS_ORDER = """
 import os, subprocess, sys, tomllib
 config = tomllib.load(open("../pyproject.toml", "rb"))["tool"]["mutmut"]
 args = config["pytest_add_cli_args_test_selection"] + config["pytest_add_cli_args"]
 env = {**os.environ, "MUTANT_UNDER_TEST": "opperai_usage.order_check.x_none__mutmut_0"}
+env["PYTHONPATH"] = os.pathsep.join(["src", *filter(None, [os.environ.get("PYTHONPATH")])])
 sys.exit(subprocess.run([sys.executable, "-m", "pytest", "-q", *args], env=env).returncode)
 """
 
