@@ -159,4 +159,7 @@ def test_a_burst_reuses_the_connections_of_the_one_before(holding: HoldingServer
 
     first, both = asyncio.run(main())
     assert first == GATE  # the first burst needed 100 at once
-    assert both - first < 20  # the second one found them kept open
+    # The second one found most of them kept open (with httpx's 20 it opens about 80 anew).
+    # Not all: httpcore 1.0.9 can hand one idle connection to two new requests at once, and
+    # the loser may close another idle one to connect afresh (29 new were seen in CI).
+    assert both - first < GATE // 2
