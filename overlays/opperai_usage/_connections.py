@@ -144,7 +144,7 @@ class Connections:
         """This process's sync client, made on its first call (once, whichever thread asks)."""
         with self._lock:
             if self._client is None:
-                from ._transport import transport_with_deadlines
+                from ._deadline import transport_with_deadlines
 
                 tls = self._tls_context()
                 transport = transport_with_deadlines(tls)

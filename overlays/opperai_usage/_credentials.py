@@ -5,11 +5,10 @@ or pickle of the client shows it."""
 from __future__ import annotations
 
 import os
-import unicodedata
 from collections.abc import Callable
 from typing import NoReturn
 
-from ._invalid import invalid
+from ._validation import checked_key, invalid
 from ._warn import warn
 
 #: The official SDK 2.x's variable, then 1.x's: the first one set (and not blank) is used.
@@ -31,7 +30,7 @@ class ApiKey:
         """`source` names where the key came from (`api_key`, `OPPER_API_KEY`, ...), for errors."""
         self.source = source
         if isinstance(key, str):
-            checked = _checked(key, source)
+            checked = checked_key(key, source)
             self._read: Callable[[], str] = lambda: checked
         elif callable(key):
             self._read = key
@@ -43,7 +42,7 @@ class ApiKey:
         key = self._read()
         if not isinstance(key, str):
             raise invalid(self.source, f"callable returned {type(key).__name__}, not a string")
-        return _checked(key, self.source)
+        return checked_key(key, self.source)
 
     def __repr__(self) -> str:
         return "ApiKey(<hidden>)"
@@ -52,24 +51,6 @@ class ApiKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("an API key is never pickled: give each process its own client")
-
-
-_CONTROLS = {"\n": "a line feed", "\r": "a carriage return", "\t": "a tab"}
-
-
-def _checked(key: str, source: str) -> str:
-    """`key` without surrounding whitespace (a key read from a file often ends in a newline);
-    refused, without quoting it, when it holds a character no HTTP header can carry."""
-    key = key.strip()
-    for position, char in enumerate(key, 1):
-        if not " " <= char <= "~":
-            name = _CONTROLS.get(char) or unicodedata.name(char, "a control character")
-            raise invalid(
-                source,
-                f"holds {name} (U+{ord(char):04X}) at position {position} of {len(key)}, "
-                "which cannot be sent in an HTTP header; check how the key was read",
-            )
-    return key
 
 
 def resolve_api_key(api_key: KeySource | None, http_bearer: KeySource | None) -> ApiKey | None:

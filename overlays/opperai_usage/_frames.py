@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._export import COST, TIME_BUCKET, Columns, column_values, columns_for
+from ._columns import COST, TIME_BUCKET, Columns, column_values, columns_for
 
 if TYPE_CHECKING:
     import pandas

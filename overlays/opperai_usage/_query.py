@@ -12,7 +12,7 @@ from typing import Any
 
 from ._generated.api.analytics import usage_analytics_usage_get as endpoint
 from ._generated.types import Unset as GeneratedUnset
-from ._invalid import InvalidArgumentError
+from ._validation import InvalidArgumentError
 from .types import Unset
 
 Coercer = Callable[[str, object], object]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._invalid import invalid
+from ._validation import invalid
 
 #: Statuses worth another attempt: throttling and the transient server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

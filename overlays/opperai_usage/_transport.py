@@ -4,168 +4,25 @@ The decisions live in `RetryPolicy`; the sync and async loops below are twins th
 differ in how they wait, read and keep time.
 
 Each attempt's time budget is the smaller of `timeout_ms` and what is left of the call's
-`max_elapsed_time`, and it is enforced as a deadline, not per read: httpx's own timeouts
-bound each read, so a body dribbled a byte at a time would never trip them. Async attempts
-run under a cancel scope that fires at the deadline. Sync attempts cannot be interrupted from
-outside, so the connections of the clients `Opper` makes bound every read, write and connect
-by the time left (`DeadlineBackend`); with a client of yours, the deadline is checked as each
-chunk arrives. A retry timed out by the end of `max_elapsed_time` ends the call with the
+`max_elapsed_time`, kept as a deadline (`_deadline`): async attempts run under a cancel scope
+that fires at it. A retry timed out by the end of `max_elapsed_time` ends the call with the
 attempt before it (`_Attempts.ending`): the call's time ran out, the server did not fail.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import ssl
 import time
-import typing
-from collections.abc import Iterable, Iterator
 
 import anyio
-import httpcore
 import httpx
 
+from ._deadline import DEADLINE, SyncDeadlineStream, over_budget, timeouts
 from ._retries import RetryPolicy
 from .errors import redacted_request
 
-#: The running sync attempt's deadline (`time.monotonic()` seconds) and budget, for
-#: `DeadlineBackend`'s streams; `None` outside an attempt.
-_DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
-    "opperai_usage_deadline", default=None
-)
 #: An attempt never gets less than this (a zero timeout makes sockets non-blocking).
 _MIN_BUDGET_S = 0.001
-
-
-def _over_budget(budget: float) -> str:
-    return (
-        f"no complete answer within the attempt's time budget of {budget:.3f}s "
-        "(timeout_ms, or what was left of the retries' max_elapsed_time)"
-    )
-
-
-_T = typing.TypeVar("_T")
-
-
-def _within_budget(
-    operation: typing.Callable[[float | None], _T], timeout: float | None, error: type[Exception]
-) -> _T:
-    """`operation(timeout)`, given instead what the running attempt has left: httpx's own
-    per-operation timeouts are set to the attempt's whole budget (`_timeouts`), so what is
-    left is never longer. When that runs out, `error` says it was the budget."""
-    current = _DEADLINE.get()
-    if current is None:  # outside an attempt (nothing sends there today): httpx's timeout
-        return operation(timeout)
-    deadline, budget = current
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error(_over_budget(budget))
-    try:
-        return operation(left)
-    except error:
-        raise error(_over_budget(budget)) from None
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write waits no longer than the attempt has left."""
-
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        read = self._stream.read
-        return _within_budget(
-            lambda bounded: read(max_bytes, bounded), timeout, httpcore.ReadTimeout
-        )
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        write = self._stream.write
-        _within_budget(lambda bounded: write(buffer, bounded), timeout, httpcore.WriteTimeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        start_tls = self._stream.start_tls
-        stream = _within_budget(
-            lambda bounded: start_tls(ssl_context, server_hostname, bounded),
-            timeout,
-            httpcore.ConnectTimeout,
-        )
-        return _DeadlineStream(stream)
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._stream.get_extra_info(info)
-
-
-class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's sync network backend, whose connections keep to the attempt's deadline.
-    TCP only: the transport it serves (`transport_with_deadlines`) has no Unix socket."""
-
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        connect = self._backend.connect_tcp
-        stream = _within_budget(
-            lambda bounded: connect(host, port, bounded, local_address, socket_options),
-            timeout,
-            httpcore.ConnectTimeout,
-        )
-        return _DeadlineStream(stream)
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def transport_with_deadlines(tls: ssl.SSLContext) -> httpx.HTTPTransport:
-    """httpx's default transport (what `httpx.Client()` makes, with `tls` as its TLS settings),
-    its connections kept to each attempt's deadline. httpx has no argument for httpcore's
-    `network_backend`, so it is set on the pool httpx made; `tests/test_budgets.py` fails if
-    a new httpx moves it."""
-    transport = httpx.HTTPTransport(verify=tls)
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool):
-        pool._network_backend = DeadlineBackend(pool._network_backend)
-    return transport
-
-
-class _SyncDeadlineStream(httpx.SyncByteStream):
-    """The body as it arrives, checked against the deadline at each chunk: the bound for
-    clients whose connections are not `DeadlineBackend`'s."""
-
-    def __init__(
-        self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: tuple[float, float]
-    ) -> None:
-        self._stream, self._request = stream, request
-        self._deadline, self._budget = deadline
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            if time.monotonic() > self._deadline:
-                raise httpx.ReadTimeout(_over_budget(self._budget), request=self._request)
-            yield chunk
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def _timeouts(budget: float) -> dict[str, float]:
-    """httpx's per-operation timeouts for an attempt: none may outlast the attempt."""
-    return {"connect": budget, "read": budget, "write": budget, "pool": budget}
 
 
 class _Attempts:
@@ -256,13 +113,13 @@ def send(
     attempts = _Attempts(request, policy, logger)
     while True:
         budget = attempts.start(timeout_s)
-        request.extensions["timeout"] = _timeouts(budget)
+        request.extensions["timeout"] = timeouts(budget)
         deadline = (time.monotonic() + budget, budget)
-        token = _DEADLINE.set(deadline)
+        token = DEADLINE.set(deadline)
         outcome: httpx.Response | Exception
         try:
             outcome = client.send(request, stream=True)
-            outcome.stream = _SyncDeadlineStream(outcome.stream, request, deadline)  # type: ignore[arg-type]
+            outcome.stream = SyncDeadlineStream(outcome.stream, request, deadline)  # type: ignore[arg-type]
             try:
                 outcome.read()
             finally:
@@ -270,7 +127,7 @@ def send(
         except httpx.RequestError as error:  # TooManyRedirects and DecodingError included
             outcome = error
         finally:
-            _DEADLINE.reset(token)
+            DEADLINE.reset(token)
         wait = attempts.wait_after(outcome)
         if wait is None:
             return _final(attempts.ending(outcome))
@@ -291,7 +148,7 @@ async def send_async(
     while True:
         async with gate:
             budget = attempts.start(timeout_s)
-            request.extensions["timeout"] = _timeouts(budget)
+            request.extensions["timeout"] = timeouts(budget)
             outcome: httpx.Response | Exception | None = None
             with anyio.move_on_after(budget):
                 try:
@@ -299,7 +156,7 @@ async def send_async(
                 except httpx.RequestError as error:
                     outcome = error
             if outcome is None:  # the timer ended the attempt
-                outcome = httpx.ReadTimeout(_over_budget(budget), request=request)
+                outcome = httpx.ReadTimeout(over_budget(budget), request=request)
         wait = attempts.wait_after(outcome)
         if wait is None:
             return _final(attempts.ending(outcome))

@@ -37,7 +37,7 @@ from ._generated.models import (
     UnauthorizedError as _UnauthorizedError,
 )
 from ._generated.types import UNSET
-from ._invalid import InvalidArgumentError
+from ._validation import InvalidArgumentError
 
 __all__ = [
     "APIError",

@@ -1,0 +1,186 @@
+"""The command's arguments: the parser, the value types it reads (`--last`, `--month`,
+`--timeout`) and the time range they make."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from pathlib import Path
+
+from .._validation import InvalidArgumentError
+from .._version import __version__
+from ._failures import PROG, UsageError
+
+#: The command-line flag for each library parameter, for error messages.
+FLAGS = {
+    "from_date": "--from",
+    "to_date": "--to",
+    "granularity": "--granularity",
+    "fields": "--field",
+    "group_by": "--group-by",
+    "server_url": "--server-url",
+    "timeout_ms": "--timeout",
+}
+FORMATS = ("table", "csv", "json", "jsonl")
+_SPAN = re.compile(r"(\d+)([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+_UTC = dt.timezone.utc
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _span(text: str) -> dt.timedelta:
+    match = _SPAN.fullmatch(text.strip())
+    if not match or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a count and a unit, h (hours), d (days) or w (weeks), such as 7d, "
+            f"not {text!r}"
+        )
+    return dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def _month(text: str) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        start = dt.datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=_UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a month as YYYY-MM, such as 2026-11, not {text!r}"
+        ) from None
+    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start, following
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's arguments. Granularities are the generated enum's values."""
+    from ..models import Granularity  # the spec's list, not a copy of it
+
+    granularities = ", ".join(g.value for g in Granularity)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Opper usage (cost and summed event metadata per time bucket and group) as a table, "
+            "CSV, JSON or JSON Lines, and optionally an HTML report. The API key is read from "
+            "OPPER_API_KEY (or OPPER_HTTP_BEARER), never from an argument; OPPER_BASE_URL "
+            "points at another server."
+        ),
+        epilog=(
+            "exit status: 0 done; 1 the API or the network failed; 2 bad usage or arguments "
+            "(nothing is sent). Example: opper-usage --month 2026-11 --group-by model "
+            "--field total_tokens --format csv -o november.csv"
+        ),
+    )
+    when = parser.add_argument_group("time range (default: the API's, the current month)")
+    when.add_argument(
+        "--from",
+        dest="from_date",
+        metavar="WHEN",
+        help="start, inclusive: an ISO 8601 date or date-time, such as 2026-11-01",
+    )
+    when.add_argument(
+        "--to",
+        dest="to_date",
+        metavar="WHEN",
+        help="end, exclusive: likewise, such as 2026-11-08T12:00Z",
+    )
+    shortcut = when.add_mutually_exclusive_group()
+    shortcut.add_argument(
+        "--last",
+        type=_span,
+        metavar="SPAN",
+        help="the SPAN up to now, such as 12h, 7d or 2w (instead of --from/--to)",
+    )
+    shortcut.add_argument(
+        "--month",
+        type=_month,
+        metavar="YYYY-MM",
+        help="one calendar month in UTC (instead of --from/--to)",
+    )
+    query = parser.add_argument_group("what to sum and group by")
+    query.add_argument(
+        "--granularity",
+        metavar="UNIT",
+        help=f"time bucket size: {granularities} (the API's default: day)",
+    )
+    query.add_argument(
+        "--field",
+        dest="fields",
+        action="append",
+        metavar="KEY",
+        help="an event_metadata key to sum; repeat for more",
+    )
+    query.add_argument(
+        "--group-by",
+        dest="group_by",
+        action="append",
+        metavar="KEY",
+        help="a tag key to group by, such as model or project.name; repeat for "
+        "more (the report stacks its chart by the first)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default): aligned, with totals; csv (RFC 4180); json (one "
+        "array); jsonl (one object a line)",
+    )
+    output.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write there instead of to standard output (- for standard output)",
+    )
+    output.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML report: a chart, the data, the query",
+    )
+    connection = parser.add_argument_group("connection")
+    connection.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="the API's URL (default: OPPER_BASE_URL + /v2, else https://api.opper.ai/v2)",
+    )
+    connection.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="each attempt's time budget (default 60); failed attempts are "
+        "retried as the library retries them",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def time_range(args: argparse.Namespace, now: dt.datetime) -> tuple[object, object]:
+    """`from_date` and `to_date` for the library: as given (strings, read by the library), or
+    from --last / --month."""
+    shortcut = "--last" if args.last is not None else "--month" if args.month is not None else None
+    if shortcut and (args.from_date is not None or args.to_date is not None):
+        raise UsageError(f"{shortcut} sets the time range: leave out --from and --to")
+    if args.last is not None:
+        now = now.replace(microsecond=0)
+        return now - args.last, now
+    if args.month is not None:
+        start, end = args.month
+        return start, end
+    return args.from_date, args.to_date
+
+
+def usage_line(error: InvalidArgumentError) -> str:
+    flag = FLAGS.get(error.parameter, error.parameter)
+    text = str(error)
+    if text.startswith(error.parameter):
+        return flag + text[len(error.parameter) :]
+    return f"{flag}: {text}"

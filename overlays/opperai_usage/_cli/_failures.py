@@ -1,0 +1,83 @@
+"""One line on stderr for each way the command fails, its exit status, and the key kept out of
+it: the error class, the status, the message and the request id."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import httpx
+
+from .. import _credentials
+
+PROG = "opper-usage"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+#: An error line longer than this is cut (an HTML error page from a proxy can be long).
+MAX_ERROR_CHARS = 500
+
+
+class UsageError(Exception):
+    """Bad usage noticed after parsing: a one-line message, exit status 2, nothing sent."""
+
+
+def one_line(text: str, secrets: Sequence[str]) -> str:
+    text = " ".join(text.split())
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return text
+
+
+def _detail(data: object) -> str:
+    """What a documented error body's `detail` adds to its message (422: which parameter)."""
+    detail = getattr(data, "detail", None)
+    if isinstance(detail, str) and detail:
+        return f": {detail}"
+    if isinstance(detail, list):
+        parts = [
+            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}"
+            for d in detail
+            if isinstance(d, dict)
+        ]
+        return f": {'; '.join(parts)}" if parts else ""
+    return ""
+
+
+def describe_failure(error: Exception) -> str:
+    """The error class, status (or "no answer"), message and request id, in one line."""
+    from ..errors import OpperError
+
+    name = type(error).__name__
+    if isinstance(error, OpperError):
+        request_id = error.request_id or "none"
+        message = error.message + _detail(getattr(error, "data", None))
+        return f"{name}: status {error.status_code}: {message} (request id {request_id})"
+    where = ""
+    try:
+        request = error.request if isinstance(error, httpx.RequestError) else None
+    except RuntimeError:  # an httpx error raised without a request
+        request = None
+    if request is not None:
+        where = f" from {request.method} {request.url.copy_with(query=None)}"
+    return f"{name}: no answer{where}: {error or 'no details'} (request id none)"
+
+
+def key_values() -> list[str]:
+    """The keys in the environment, to scrub from anything printed (a server may echo them)."""
+    values = (os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES)
+    return [value for value in values if len(value) >= 4]
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)

@@ -1,0 +1,163 @@
+"""`opper-usage` (also `python -m opperai_usage`): usage from the command line, as a table,
+CSV, JSON or JSON Lines, and optionally a self-contained HTML report.
+
+Exit status: 0 when done; 1 when the API or the network failed (one line on stderr: the error
+class, the status, the message and the request id); 2 for bad usage or bad arguments, including
+what the library refuses before sending anything (nothing is sent then); 130 on Ctrl-C; 141
+when whatever reads the output stops early (`| head`), as for any program that meets a closed
+pipe.
+
+The API key is read from `OPPER_API_KEY` or `OPPER_HTTP_BEARER` only: a key given as an
+argument would show in `ps` and in shell history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+import httpx
+
+from .. import _credentials
+from .._client import Opper
+from .._columns import Columns, columns_for
+from .._validation import InvalidArgumentError
+from ._args import build_parser, time_range, usage_line
+from ._failures import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    describe_failure,
+    key_values,
+    one_line,
+    show_warning,
+)
+from ._files import check_output, write_file, write_stdout
+from ._progress import Progress
+from ._writers import write_csv, write_json, write_jsonl
+
+_UTC = dt.timezone.utc
+
+
+def _writer(
+    form: str, items: Sequence[Any], columns: Columns, width: int | None
+) -> Callable[[IO[str]], object]:
+    if form == "table":
+        from ._table import render_table
+
+        return lambda out: out.write(render_table(items, columns, width))
+    write = {"csv": write_csv, "json": write_json, "jsonl": write_jsonl}[form]
+    return lambda out: write(items, columns, out)
+
+
+def _query_description(args: argparse.Namespace, arguments: dict[str, Any], sent: str) -> Any:
+    from .._columns import time_text
+    from ._report import Query
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "the API's default"
+        if isinstance(value, dt.datetime):
+            return time_text(value)
+        if isinstance(value, list):
+            return ", ".join(value)
+        return str(value)
+
+    names = {"from_date": "from", "to_date": "to", "granularity": "granularity"}
+    names |= {"group_by": "group by", "fields": "fields"}
+    pairs = [(label, shown(arguments.get(key))) for key, label in names.items()]
+    command = shlex.join([PROG, *args.argv])
+    return Query(sent, pairs, command)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
+    from_date, to_date = time_range(args, dt.datetime.now(_UTC))
+    fields: list[str] = args.fields or []
+    group_by: list[str] = args.group_by or []
+    columns = columns_for((), fields, group_by)  # a key used twice is refused here
+    output = check_output(args.output, "--output")
+    report = check_output(args.html, "--html")
+    if output is not None and output == report:
+        raise UsageError("--output and --html name the same file")
+    if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
+        raise UsageError(
+            f"no API key: set {_credentials.ENV_VARIABLES[0]} (or "
+            f"{_credentials.ENV_VARIABLES[1]}); the command never takes it as an argument"
+        )
+    arguments: dict[str, Any] = {
+        "from_date": from_date,
+        "to_date": to_date,
+        "granularity": args.granularity,
+        "fields": fields or None,
+        "group_by": group_by or None,
+    }
+    sent: list[str] = []  # the request line as sent (the last attempt's), for the report
+
+    def record(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url}")
+
+    timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
+    with (
+        httpx.Client(follow_redirects=True, event_hooks={"request": [record]}) as client,
+        Opper(server_url=args.server_url, timeout_ms=timeout_ms, client=client) as opper,
+        Progress(sys.stderr, "waiting for the usage API"),
+    ):
+        items = opper.analytics.get_usage(**arguments)
+
+    if report is not None:
+        from ._report import render_report
+
+        page = render_report(items, columns, _query_description(args, arguments, sent[-1]))
+        write_file(report, lambda out: out.write(page))
+    table = args.format == "table"
+    if output is not None:
+        write_file(output, _writer(args.format, items, columns, None))
+    else:
+        to_terminal = table and sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if to_terminal else None
+        write_stdout(_writer(args.format, items, columns, width), table)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script's entry point; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)  # bad usage: argparse exits with 2
+    args.argv = arguments
+    from ..errors import OpperError
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return run(args)
+        except UsageError as error:
+            print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
+            return EXIT_USAGE
+        except InvalidArgumentError as error:
+            print(f"{PROG}: error: {one_line(usage_line(error), key_values())}", file=sys.stderr)
+            return EXIT_USAGE
+        except (OpperError, httpx.HTTPError) as error:
+            line = one_line(describe_failure(error), key_values())
+            print(f"{PROG}: {line}", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader has gone (`| head`): stop quietly, and keep Python's own flush of
+            # stdout at exit from failing again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE

