@@ -282,6 +282,7 @@ def test_life_cycle_misuse_is_refused() -> None:
 # -- load and shutdown
 
 
+@pytest.mark.load  # 1,000 calls: seconds of work, run by `nox -s load`
 def test_a_thousand_concurrent_async_calls() -> None:
     """1,000 calls at once on one client: each gets the answer to its own query."""
     queries: list[dict[str, Any]] = [
