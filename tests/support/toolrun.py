@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, partial
@@ -21,6 +20,7 @@ from typing import Any
 
 from tests.support import ROOT
 from tests.support.net import closed_port_url
+from tests.support.servers import serving
 from tests.tools.opper_upstream import served
 
 UPSTREAM = ROOT / "tests" / "tools" / "opper_upstream.json"
@@ -158,13 +158,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(directory: Path) -> Iterator[str]:
+def serving_folder(directory: Path) -> Iterator[str]:
     """`directory` over http on loopback, as a URL without a trailing slash."""
-    with ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(directory))) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
-            thread.join(timeout=10)
+    handler = partial(_Quiet, directory=str(directory))
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
+        yield f"http://127.0.0.1:{server.server_port}"

@@ -21,7 +21,7 @@ from tests.support.toolrun import (
     git,
     nox,
     pointer,
-    serving,
+    serving_folder,
     tool,
     upstream,
     write_json,
@@ -405,7 +405,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str, side: str) 
 
 def test_a_description_is_read_from_its_url(tmp_path: Path) -> None:
     write_json(tmp_path / "openapi.json", upstream())
-    with serving(tmp_path) as base:
+    with serving_folder(tmp_path) as base:
         run = tool("spec_diff", f"{base}/openapi.json", str(UPSTREAM))
         missing = tool("spec_diff", f"{base}/absent.json", str(UPSTREAM))
     assert run.code == 0, run.stderr

@@ -19,7 +19,7 @@ from tests.support.toolrun import (
     bad_source,
     nox,
     sandbox,
-    serving,
+    serving_folder,
     tool,
     upstream,
     write_json,
@@ -309,7 +309,7 @@ def test_an_overlay_that_makes_an_invalid_document_writes_nothing(tmp_path: Path
 def test_a_url_source_is_recorded_as_its_url(tmp_path: Path) -> None:
     root = sandbox(tmp_path)
     write_json(tmp_path / "served" / "openapi.json", _with_limit(upstream()))
-    with serving(tmp_path / "served") as base:
+    with serving_folder(tmp_path / "served") as base:
         run = tool("update_spec", f"{base}/openapi.json", cwd=root)
     assert run.code == 0, run.stderr
     written = yaml.safe_load((root / "openapi.yaml").read_text())
