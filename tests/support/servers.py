@@ -4,6 +4,7 @@ of their own), and hand-made HTTP(S) servers in a thread."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import ssl
@@ -39,18 +40,26 @@ class LocalServer:
         return port
 
     def script(self, *actions: dict[str, Any]) -> None:
-        httpx.post(f"{self.base}/_control/script", json=list(actions)).raise_for_status()
+        _control().post(f"{self.base}/_control/script", json=list(actions)).raise_for_status()
 
     def reset(self) -> None:
-        httpx.post(f"{self.base}/_control/reset").raise_for_status()
+        _control().post(f"{self.base}/_control/reset").raise_for_status()
 
     def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = httpx.get(f"{self.base}/_control/stats").json()
+        stats: dict[str, int] = _control().get(f"{self.base}/_control/stats").json()
         return stats
 
     def requests(self) -> list[dict[str, Any]]:
-        recorded: list[dict[str, Any]] = httpx.get(f"{self.base}/_control/requests").json()
+        recorded: list[dict[str, Any]] = _control().get(f"{self.base}/_control/requests").json()
         return recorded
+
+
+@functools.cache
+def _control() -> httpx.Client:
+    """The one client for control calls: `httpx.post()` makes a client (and loads the CA
+    bundle) each time, tens of ms a call. No keep-alive: each call is a connection of its
+    own, as with `httpx.post()`, so the server's connection counts are what they were."""
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def start_process(
@@ -91,10 +100,15 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=10)
 
 
+#: How often a hand-made server's loop looks for a shutdown request.
+POLL_S = 0.02
+
+
 @contextlib.contextmanager
 def serving(server: HTTPServer) -> Iterator[HTTPServer]:
-    """`server` answering in a thread of its own until the block ends, then shut down."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    """`server` answering in a thread of its own until the block ends, then shut down (within
+    a poll interval: the default, 0.5 s, would be spent at every shutdown)."""
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_S,), daemon=True)
     thread.start()
     try:
         yield server
