@@ -8,9 +8,12 @@ window: the lower bound shows the client waited as told, the upper one that it n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,15 +33,16 @@ from tests.support.servers import LocalServer
 FAST = RetryConfig(
     "backoff", BackoffStrategy(10, 50, 2.0, 5_000), retry_connection_errors=True, max_retries=3
 )
-#: The same, ended by `max_elapsed_time` (1 s) alone.
-UNBOUNDED_1S = RetryConfig(
-    "backoff", BackoffStrategy(10, 50, 2.0, 1_000), retry_connection_errors=True, max_retries=None
+#: Ended by `max_elapsed_time` (300 ms) alone: 5 ms doubling to 20 ms, a dozen attempts.
+UNBOUNDED_300MS = RetryConfig(
+    "backoff", BackoffStrategy(5, 20, 2.0, 300), retry_connection_errors=True, max_retries=None
 )
 ONE_RETRY = RetryConfig(
     "backoff", BackoffStrategy(10, 50, 2.0, 5_000), retry_connection_errors=True, max_retries=1
 )
 DEFAULT: Any = "default"  # leave `retry_config` out: the client's default policy
 FOREVER = 30  # more scripted faults than any case makes attempts
+FOREVER_MANY = 400  # more than attempts 5 ms apart can make in 1.5 s
 LARGE = 100_000
 #: The query every case sends; its real answer is one item (the current month), as the
 #: server's data set always holds events in the current month.
@@ -77,11 +81,25 @@ def fixed(*actions: Action) -> Script:
     return lambda: list(actions)
 
 
-def retry_after_date(seconds: float) -> Script:
-    """A 429 whose `Retry-After` is an HTTP date `seconds` from when the case starts."""
+def retry_after_date(at_least: float) -> Script:
+    """A 429 whose `Retry-After` is an HTTP date (whole seconds) `at_least` seconds from when
+    the case starts, or up to a second more: the matrix checks the retry waited for it."""
     return lambda: [
-        {"status": 429, "headers": {"Retry-After": email.utils.formatdate(time.time() + seconds)}}
+        {
+            "status": 429,
+            "headers": {"Retry-After": email.utils.formatdate(math.ceil(time.time() + at_least))},
+        }
     ]
+
+
+def retry_after_due(actions: list[Action]) -> float | None:
+    """The latest `Retry-After` date in a script (epoch seconds), if it has one."""
+    dates = []
+    for action in actions:
+        value = action.get("headers", {}).get("Retry-After", "")
+        with contextlib.suppress(TypeError, ValueError):
+            dates.append(email.utils.parsedate_to_datetime(value).timestamp())
+    return max(dates, default=None)
 
 
 @dataclass(frozen=True)
@@ -149,7 +167,8 @@ CASES: dict[str, Case] = {
     "429-retry-after-seconds": Case(
         fixed({"status": 429, "headers": {"Retry-After": "1"}}), REAL, 2, (0.95, 3.0)
     ),
-    "429-retry-after-http-date": Case(retry_after_date(2), REAL, 2, (0.9, 3.5)),
+    # The date is 0.3 to 1.3 s ahead; the retry comes no earlier than it (checked below).
+    "429-retry-after-http-date": Case(retry_after_date(0.3), REAL, 2, (0.2, 2.5)),
     "429-retry-after-garbage-falls-back-to-backoff": Case(
         fixed({"status": 429, "headers": {"Retry-After": "soon"}}), REAL, 2, (0.0, 1.5)
     ),
@@ -177,11 +196,11 @@ CASES: dict[str, Case] = {
         fixed(*[{"status": 500}] * FOREVER), errors.APIError, 4, (0.0, 2.0), check=_status(500)
     ),
     "500-forever-max-elapsed-time": Case(
-        fixed(*[{"status": 500}] * 400),
+        fixed(*[{"status": 500}] * FOREVER_MANY),
         errors.APIError,
-        (8, 101),
-        (0.9, 2.0),
-        retry_config=UNBOUNDED_1S,
+        (6, FOREVER_MANY - 1),
+        (0.25, 1.5),
+        retry_config=UNBOUNDED_300MS,
         check=_status(500),
     ),
     "400-not-retried": Case(
@@ -206,14 +225,15 @@ CASES: dict[str, Case] = {
         4,
         (0.0, 2.0),
     ),
-    "read-timeout-then-ok": Case(fixed({"delay_ms": 1_500}), REAL, 2, (0.2, 1.4), timeout_ms=250),
+    # Answers 1.5 s late: each attempt ends at timeout_ms (150 ms) instead.
+    "read-timeout-then-ok": Case(fixed({"delay_ms": 1_500}), REAL, 2, (0.15, 1.2), timeout_ms=150),
     "read-timeout-forever": Case(
         fixed(*[{"delay_ms": 1_500}] * FOREVER),
         httpx.ReadTimeout,
         2,
-        (0.5, 1.4),
+        (0.3, 1.2),
         retry_config=ONE_RETRY,
-        timeout_ms=250,
+        timeout_ms=150,
     ),
     # Every byte arrives well within the read timeout, but the whole body would take minutes:
     # the per-attempt deadline ends each attempt after timeout_ms.
@@ -221,17 +241,17 @@ CASES: dict[str, Case] = {
         fixed(*[{"items": 200, "dribble_ms": 20}] * FOREVER),
         httpx.ReadTimeout,
         2,
-        (0.6, 1.6),
+        (0.3, 1.2),
         retry_config=ONE_RETRY,
-        timeout_ms=300,
+        timeout_ms=150,
     ),
     "dribbled-body-no-retries": Case(
         fixed({"items": 200, "dribble_ms": 20}),
         httpx.ReadTimeout,
         1,
-        (0.3, 1.0),
+        (0.15, 1.0),
         retry_config=None,
-        timeout_ms=300,
+        timeout_ms=150,
     ),
     # Bodies that are not the answer.
     "html-200": Case(
@@ -320,7 +340,8 @@ CASES: dict[str, Case] = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_fault_matrix(name: str, local: LocalServer, usage: Usage, attempt_log: AttemptLog) -> None:
     case = CASES[name]
-    local.script(*case.script())
+    actions = case.script()
+    local.script(*actions)
     options: dict[str, Any] = {
         "server_url": closed_port_url() if case.refused else local.url,
         "debug_logger": attempt_log.logger,
@@ -330,7 +351,7 @@ def test_fault_matrix(name: str, local: LocalServer, usage: Usage, attempt_log: 
     if case.timeout_ms is not None:
         options["timeout_ms"] = case.timeout_ms
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     outcome: list[GetUsageResultItem] | BaseException
     try:
         outcome = usage(call=dict(QUERY), **options)
@@ -352,6 +373,9 @@ def test_fault_matrix(name: str, local: LocalServer, usage: Usage, attempt_log: 
     served = local.stats()["requests"]
     assert served == (0 if case.refused else attempts)
     assert case.wall[0] <= elapsed < case.wall[1], f"{elapsed:.3f}s outside {case.wall}"
+    due = retry_after_due(actions)
+    if due is not None and isinstance(case.outcome, int):  # retried after the date, not before
+        assert elapsed >= due - started_at - 0.02, f"{elapsed:.3f}s, due {due - started_at:.3f}s"
 
 
 def test_large_body_decodes_to_the_same_values(local: LocalServer, usage: Usage) -> None:
@@ -360,9 +384,13 @@ def test_large_body_decodes_to_the_same_values(local: LocalServer, usage: Usage)
     expected = httpx.get(f"{local.url}/analytics/usage").json()
     items = usage(server_url=local.url, retry_config=None)
     assert len(items) == len(expected) == LARGE
+
+    @functools.cache  # few buckets, many items: each spelling parsed once
+    def utc(text: str) -> dt.datetime:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+
     for item, want in zip(items, expected, strict=True):
-        when = dt.datetime.strptime(want.pop("time_bucket"), "%Y-%m-%dT%H:%M:%SZ")
-        assert item.time_bucket == when.replace(tzinfo=dt.timezone.utc)
+        assert item.time_bucket == utc(want.pop("time_bucket"))
         assert item.cost == want.pop("cost")
         assert item.additional_properties == want
     assert local.stats()["requests"] == 2
