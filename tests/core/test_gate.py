@@ -20,7 +20,7 @@ import pytest
 
 from opperai_usage import Opper
 from tests.support import API_KEY
-from tests.support.servers import answer_empty_list
+from tests.support.servers import answer_empty_list, serving
 
 CALLS = 130
 GATE = 100
@@ -94,15 +94,11 @@ class _Hold(BaseHTTPRequestHandler):
 def holding() -> Iterator[HoldingServer]:
     server = HoldingServer()
     server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(server):
+        try:
+            yield server
+        finally:
+            server.release.set()
 
 
 @pytest.mark.timeout(120)
