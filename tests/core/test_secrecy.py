@@ -8,7 +8,6 @@ import asyncio
 import logging
 import pickle
 import pprint
-import threading
 import traceback
 import uuid
 import warnings
@@ -23,7 +22,7 @@ from opperai_usage import InsecureTransportWarning, Opper, errors
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support.calls import Usage
 from tests.support.net import closed_port_url, error_chain
-from tests.support.servers import LocalServer, TLSServer
+from tests.support.servers import LocalServer, TLSServer, serving
 
 SECRET = "sk-opper-" + uuid.uuid4().hex  # distinctive: any occurrence is a leak
 FAST = RetryConfig(
@@ -149,10 +148,10 @@ ERROR_CASES: dict[str, tuple[list[dict[str, Any]], Options, type]] = {
         httpx.DecodingError,
     ),
     "dropped": ([{"drop": True}] * 2, same, httpx.RemoteProtocolError),
-    "read-timeout": ([{"delay_ms": 1_000}] * 2, lambda _: {"timeout_ms": 150}, httpx.ReadTimeout),
+    "read-timeout": ([{"delay_ms": 1_000}] * 2, lambda _: {"timeout_ms": 50}, httpx.ReadTimeout),
     "over-budget": (
-        [{"body": "[]        ", "dribble_ms": 100}] * 2,
-        lambda _: {"timeout_ms": 300},
+        [{"body": "[]        ", "dribble_ms": 25}] * 2,
+        lambda _: {"timeout_ms": 100},
         httpx.ReadTimeout,
     ),
     "connection-refused": ([], lambda _: {"server_url": closed_port_url()}, httpx.ConnectError),
@@ -319,15 +318,8 @@ def other_origin(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[dic
     """A second loopback origin: (its base URL, the headers of each request it got)."""
     seen: list[dict[str, str]] = []
     handler = type("Handler", (Recording,), {"seen": seen})
-    server = ThreadingHTTPServer((request.param, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer((request.param, 0), handler)) as server:
         yield f"http://{request.param}:{server.server_port}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_authorization_is_not_forwarded_to_another_origin(
