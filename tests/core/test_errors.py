@@ -7,6 +7,7 @@ import copy
 import json
 import multiprocessing
 import pickle
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -323,13 +324,36 @@ def test_errors_pickle_and_copy_with_all_a_user_reads(local: LocalServer, case: 
         assert readable(copied) == expected
 
 
-@pytest.mark.filterwarnings(  # 3.12+: forking a process with threads (pytest's, the servers')
+FORKING_WITH_THREADS = pytest.mark.filterwarnings(  # 3.12+: pytest's and the servers' threads
     "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
 )
+InWorker = Callable[[str, str], None]
+
+
+@pytest.fixture(scope="module")
+def pools() -> Iterator[dict[str, InWorker]]:
+    """`fail(url, case)` run in a worker process, by each kind of pool: one worker each, forked
+    once for all the cases (each case's call makes its own client there, as it would here)."""
+    context = multiprocessing.get_context("fork")
+    with (
+        concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor,
+        context.Pool(1) as workers,
+    ):
+
+        def submitted(url: str, case: str) -> None:
+            executor.submit(fail, url, case).result(timeout=30)
+
+        def applied(url: str, case: str) -> None:
+            workers.apply_async(fail, (url, case)).get(timeout=30)
+
+        yield {"ProcessPoolExecutor": submitted, "multiprocessing.Pool": applied}
+
+
+@FORKING_WITH_THREADS
 @pytest.mark.parametrize("pool", ["ProcessPoolExecutor", "multiprocessing.Pool"])
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_errors_raised_in_worker_processes_arrive_whole(
-    local: LocalServer, case: str, pool: str
+    local: LocalServer, pools: dict[str, InWorker], case: str, pool: str
 ) -> None:
     """A bad argument or an error answer in a worker reaches the parent as itself (not
     BrokenProcessPool, not a `.get()` that never returns), with all a user reads."""
@@ -337,16 +361,8 @@ def test_errors_raised_in_worker_processes_arrive_whole(
     script, _, kind = FAILURES[case]
     if script:
         local.script(*script)
-    context = multiprocessing.get_context("fork")
-    if pool == "ProcessPoolExecutor":
-        with (
-            concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor,
-            pytest.raises(kind) as raised,
-        ):
-            executor.submit(fail, local.url, case).result(timeout=30)
-    else:
-        with context.Pool(1) as workers, pytest.raises(kind) as raised:
-            workers.apply_async(fail, (local.url, case)).get(timeout=30)
+    with pytest.raises(kind) as raised:
+        pools[pool](local.url, case)
     arrived = readable(raised.value)
     assert arrived == expected
 
