@@ -71,7 +71,9 @@ class Analytics:
         request, policy, timeout_s = self._prepare(
             client, query, retries, server_url, timeout_ms, http_headers
         )
-        return result_or_raise(send(client, request, policy, timeout_s, self._opper._logger))
+        limit = self._opper._max_response_bytes
+        response = send(client, request, policy, timeout_s, self._opper._logger, max_bytes=limit)
+        return result_or_raise(response)
 
     async def get_usage_async(
         self,
@@ -95,5 +97,8 @@ class Analytics:
             client, query, retries, server_url, timeout_ms, http_headers
         )
         logger = self._opper._logger
-        response = await send_async(client, request, policy, timeout_s, logger, connections.gate)
+        gate, limit = connections.gate, self._opper._max_response_bytes
+        response = await send_async(
+            client, request, policy, timeout_s, logger, gate, max_bytes=limit
+        )
         return result_or_raise(response)

@@ -39,6 +39,9 @@ ENV_BASE_URL = "OPPER_BASE_URL"
 API_VERSION_PATH = "/v2"
 #: Each attempt's time budget: connecting, sending and reading the whole answer.
 DEFAULT_TIMEOUT_MS = 60_000
+#: The most bytes of an answer's body read, once decoded (gzip may inflate 1 MB to 1 GB): about
+#: 1.8 million items of 145 bytes, which take some 1.2 GiB of memory once decoded.
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 #: The longest request URL httpx sends (`httpx.InvalidURL: URL too long` beyond it).
 MAX_URL_LENGTH = 65_536
 USER_AGENT = (
@@ -104,7 +107,8 @@ class Opper:
     or a callable returning one (asked for every request); without either, `OPPER_API_KEY`,
     then `OPPER_HTTP_BEARER`, is read. `server_url` defaults to `OPPER_BASE_URL` + `/v2`, then
     to the public API. `client`/`async_client` are yours to configure (proxies, transports,
-    limits) and yours to close.
+    limits) and yours to close; `timeout_ms` bounds each attempt with them as with ours.
+    `max_response_bytes` bounds an answer's body, decoded (`ResponseTooLargeError` past it).
     """
 
     def __init__(
@@ -118,8 +122,10 @@ class Opper:
         debug_logger: logging.Logger | None = None,
         *,
         api_key: KeySource | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
         self._api_key = resolve_api_key(api_key, http_bearer)
+        _check_max_response_bytes(max_response_bytes)
         check_server_url("server_url", server_url, DEFAULT_SERVER_URL)
         check_timeout_ms("timeout_ms", timeout_ms)
         check_retries("retry_config", retry_config)
@@ -133,6 +139,7 @@ class Opper:
             DEFAULT_RETRY_CONFIG if isinstance(retry_config, Unset) else retry_config
         )
         self._timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
+        self._max_response_bytes = max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES
         self._logger = debug_logger or _default_logger()
         self._connections = Connections(client, async_client)
         self._closed = False
@@ -252,6 +259,11 @@ class Opper:
                 f"sending the API key unencrypted (plain http) to {url.host}; use https",
                 InsecureTransportWarning,
             )
+
+
+def _check_max_response_bytes(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise invalid("max_response_bytes", f"must be None or an int >= 1, not {value!r}")
 
 
 def _too_long(url: str, params: Mapping[str, Any]) -> InvalidArgumentError:

@@ -22,7 +22,15 @@ from typing import Any, cast
 import httpx
 from dateutil.parser import isoparse
 
-from .errors import APIError, ResponseValidationError, _DataError, typed_error_for
+from ._redact import redact
+from .errors import (
+    APIError,
+    ResponseValidationError,
+    _DataError,
+    secrets_sent,
+    typed_error_for,
+    without_secrets,
+)
 from .models import GetUsageResultItem
 
 _typed_loads: Callable[[bytes], list[dict[str, Any]]] | None
@@ -194,13 +202,23 @@ def _is_json(response: httpx.Response) -> bool:
 
 
 def result_or_raise(response: httpx.Response) -> list[GetUsageResultItem]:
-    """The items of a successful answer; otherwise the error that describes the answer."""
+    """The items of a successful answer; otherwise the error that describes the answer, made
+    from it with the credentials the request sent taken out wherever the server quoted them
+    (`without_secrets`): a server or a proxy may echo `Authorization` back."""
     status = response.status_code
     if 200 <= status < 300:
         try:
             return decode_items(response.content)
         except ValueError as error:  # JSON syntax errors are ValueErrors too
-            raise ResponseValidationError("Response validation failed", response, error) from error
+            cause = error
+        # Raised out here, so that the error does not chain the first cause (which may hold
+        # the whole body: json's `doc`, say).
+        secrets = secrets_sent(response)
+        answer = without_secrets(response, secrets)
+        if answer is not response:  # the key was in it: say why from the answer without it
+            cause = _misfit(answer.content) or SchemaMismatch(redact(str(cause), secrets))
+        raise ResponseValidationError("Response validation failed", answer, cause)
+    response = without_secrets(response, secrets_sent(response))
     typed = _typed_errors().get(status)
     if typed is not None and _is_json(response):
         try:
@@ -219,3 +237,12 @@ def result_or_raise(response: httpx.Response) -> list[GetUsageResultItem]:
         raise typed(data, response)
     reason = "API error occurred" if status >= 400 else "Unexpected response received"
     raise APIError(reason, response)
+
+
+def _misfit(content: bytes) -> ValueError | None:
+    """Why `content` is not a valid answer; `None` if it is one."""
+    try:
+        decode_items(content)
+    except ValueError as error:
+        return error
+    return None

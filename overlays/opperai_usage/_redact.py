@@ -4,7 +4,8 @@ line's error line and the tools' reports.
 
 A plain search for the key misses it once the body has encoded it, so every form it can take
 there is looked for: as sent, JSON-escaped (`"` and `\\` escaped, non-ASCII as `\\uXXXX`),
-URL-encoded (either hex case, `+` or `%20` for a space), HTML-escaped, and with its whitespace
+URL-encoded (either hex case, `+` or `%20` for a space, `/` kept or not), HTML-escaped, as a
+Python repr quotes it (an error about a malformed header line), and with its whitespace
 changed (a run of spaces collapsed, or a line folded). It needs no imports beyond the standard
 library, so the tools can use it without the package's dependencies.
 """
@@ -32,8 +33,10 @@ def _forms(secret: str) -> set[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         html.escape(secret, quote=True),
         html.escape(secret, quote=False),
+        repr(secret)[1:-1],  # as Python quotes it: h11 quotes a malformed header line so
     }
-    for encoded in (quote(secret, safe=""), quote_plus(secret, safe="")):
+    # Every character encoded, or `/` kept (what `quote()` does unless told otherwise).
+    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret, safe="")):
         forms.add(encoded)
         forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
     return {form for form in forms if form}

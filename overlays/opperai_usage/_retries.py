@@ -15,7 +15,8 @@ from ._validation import invalid
 
 #: Statuses worth another attempt: throttling and the transient server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: The longest `Retry-After` honoured, in seconds; a longer one waits this long.
+#: The longest `Retry-After` honoured, in seconds; a longer one waits this long. The shortest is
+#: the backoff's `initial_interval`: a zero (or a date gone by) waits that long.
 RETRY_AFTER_CAP_S = 60.0
 
 
@@ -158,6 +159,8 @@ class RetryPolicy:
             wait = None
         elif outcome.status_code in RETRY_STATUSES:
             wait = retry_after_seconds(outcome)
+            if wait is not None:  # `Retry-After: 0` must not make a storm of retries
+                wait = max(wait, self._backoff.initial_interval / 1000)
         else:
             return None
         if wait is None:

@@ -7,12 +7,15 @@
     `detail`).
   - `APIError`: any other 4XX/5XX (or an unexpected status), whatever its content type.
   - `ResponseValidationError`: a body that does not fit the schema; `.cause` says why.
+  - `ResponseTooLargeError`: a body larger, decoded, than `max_response_bytes`; not read.
 - `InvalidArgumentError` (a `ValueError`): an argument was rejected before any request was sent.
 - Network failures are httpx's own exceptions (`httpx.RequestError` and its subclasses), their
   request's credentials redacted.
 
 Every error pickles and copies with everything a user reads from it (for multiprocessing, task
-queues and error trackers), and never with the API key.
+queues and error trackers), and never with the API key: where a server or a proxy quoted the
+request's credentials back (in any spelling `_redact` knows), an error holds the answer with
+them replaced by `<redacted>` (`without_secrets`): message, body, headers, data, raw response.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ._generated.models import (
     UnauthorizedError as _UnauthorizedError,
 )
 from ._generated.types import UNSET
+from ._redact import redact
 from ._validation import InvalidArgumentError
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "OpperError",
     "RequestValidationError",
     "RequestValidationErrorData",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "UnauthorizedError",
     "UnauthorizedErrorData",
@@ -67,6 +72,52 @@ def redacted_request(request: httpx.Request) -> httpx.Request:
         for name, value in request.headers.multi_items()
     ]
     return httpx.Request(request.method, request.url, headers=headers)
+
+
+def credentials(request: httpx.Request) -> set[str]:
+    """What `request` carries that is secret: each credential header's value, and an
+    `Authorization`'s without its scheme (the key alone)."""
+    found: set[str] = set()
+    for name, value in request.headers.multi_items():
+        if name.lower() in _SECRET_HEADERS:
+            found.update({value, value.partition(" ")[2]})
+    return found - {""}
+
+
+def secrets_sent(response: httpx.Response) -> list[str]:
+    """The credentials sent for `response`: by its request, by those redirected to it, and
+    by the redirect it did not follow. What the server sent back is searched for them."""
+    requests = [earlier.request for earlier in response.history]
+    with contextlib.suppress(RuntimeError):  # a response built by hand has no request
+        requests.append(response.request)
+    if response.next_request is not None:
+        requests.append(response.next_request)
+    return sorted(set().union(*map(credentials, requests)))
+
+
+def without_secrets(response: httpx.Response, secrets: list[str]) -> httpx.Response:
+    """`response` itself when it quotes none of `secrets`; otherwise a copy in which each
+    spelling of them reads `<redacted>`, in its headers, its body (when read) and the
+    answers it was redirected from. Errors keep the copy, so that a key a server echoed
+    back is in none of them."""
+    if not secrets:
+        return response
+    history = [without_secrets(earlier, secrets) for earlier in response.history]
+    pairs = response.headers.multi_items()
+    headers = [(name, redact(value, secrets)) for name, value in pairs]
+    text = response.text if hasattr(response, "_content") else ""  # "": a body not read
+    clean = redact(text, secrets)
+    same_history = all(a is b for a, b in zip(history, response.history, strict=True))
+    if clean == text and headers == pairs and same_history:
+        return response
+    copied = copy.copy(response)
+    copied.history = history
+    copied.headers = httpx.Headers(headers, encoding=response.headers.encoding)
+    if clean != text:
+        # As `read()` keeps a body; `text` then reads the same, and no copy holds the key.
+        copied._content = clean.encode(response.encoding or "utf-8", errors="replace")
+        copied._text = clean
+    return copied
 
 
 def _redacted(response: httpx.Response) -> httpx.Response:
@@ -172,6 +223,27 @@ class ResponseValidationError(OpperError):
     def cause(self) -> Exception:
         """What did not fit: the decoder's or the schema check's own exception."""
         return self._cause
+
+
+class ResponseTooLargeError(OpperError):
+    """An answer whose body, decoded, is larger than `max_response_bytes` (an argument of
+    `Opper`): a gzip body of 1 MB may inflate to 1 GB. Reading stops at the limit, before
+    holding more; the call is not retried (the server would send the same again). `limit`
+    is the setting; `status_code`, `headers` and `request_id` are the answer's; `body` is
+    empty, as nothing of it is kept."""
+
+    limit: int
+
+    def __init__(self, raw_response: httpx.Response, limit: int) -> None:
+        encoding = raw_response.headers.get("content-encoding", "").strip()
+        decoded = f", decoded from {encoding}," if encoding else ""
+        message = (
+            f"Status {raw_response.status_code}: the answer's body{decoded} is larger than "
+            f"max_response_bytes ({limit:,} bytes), so it was not read; "
+            "Opper(max_response_bytes=...) allows larger answers"
+        )
+        super().__init__(message, raw_response, body="")
+        self.limit = limit
 
 
 class _ErrorData:

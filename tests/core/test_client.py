@@ -148,7 +148,7 @@ def test_debug_logger_gets_one_line_per_attempt(
     lines = [r.getMessage() for r in caplog.records if r.name == "test.opperai"]
     assert len(lines) == 2
     assert lines[0].startswith(f"GET {URL}/analytics/usage -> 503 (attempt 1, ")
-    assert "retrying in 0.00s" in lines[0]
+    assert "retrying in 0.50s" in lines[0]
     assert lines[1].startswith(f"GET {URL}/analytics/usage -> 200 (attempt 2, ")
     assert all(API_KEY not in line for line in lines)
 

@@ -144,12 +144,12 @@ def test_each_line_says_how_long_its_attempt_took(
     ):
         opper.analytics.get_usage()
     lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
-    pattern = r"GET \S+ -> (\d+) \(attempt (\d), ([\d.]+) ms(, retrying in 0.00s)?\)"
+    pattern = r"GET \S+ -> (\d+) \(attempt (\d), ([\d.]+) ms(, retrying in 0.50s)?\)"
     found = [re.fullmatch(pattern, line) for line in lines]
     assert all(found), lines
     (first, second) = [m.groups() for m in found if m]
     assert first[:2] == ("503", "1")
-    assert first[3] == ", retrying in 0.00s"
+    assert first[3] == ", retrying in 0.50s"
     assert 295 <= float(first[2]) < 5_000
     assert second[:2] == ("200", "2")
     assert second[3] is None
