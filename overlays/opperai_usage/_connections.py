@@ -12,7 +12,8 @@ the event loop that runs it.
   child never reads, writes or closes them (closing a TLS connection writes to it). It keeps
   them referenced, abandoned, and opens its own.
 - Clients passed in (`client=`, `async_client=`) are used as given, in every loop and every
-  process: that is theirs to manage (README, "Threads, event loops and processes").
+  process: that is theirs to manage (README, "Threads, event loops and processes"). A sync
+  one's connections are made to keep to each attempt's deadline, as ours do (`_deadline`).
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ class Connections:
 
     def __init__(self, client: httpx.Client | None, async_client: httpx.AsyncClient | None):
         self._given_client, self._given_async_client = client, async_client
+        if client is not None:
+            from ._deadline import keep_to_deadlines
+
+            keep_to_deadlines(client)
         self._client = client
         self._loops: dict[object, LoopConnections] = {}
         self._lock = threading.Lock()

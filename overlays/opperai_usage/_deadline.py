@@ -2,11 +2,14 @@
 sending and reading the whole answer, not per read (httpx's own timeouts bound each read, so a
 body dribbled a byte at a time would never trip them).
 
-Sync attempts cannot be interrupted from outside, so the connections of the clients `Opper`
-makes bound every read, write and connect by the time left (`DeadlineBackend`, set on httpx's
-pool by `transport_with_deadlines`); with a client of yours, the deadline is checked as each
-chunk of the body arrives (`SyncDeadlineStream`). Async attempts need none of this: a cancel
-scope ends them at the deadline (`_transport.send_async`).
+Sync attempts cannot be interrupted from outside, so their connections bound every read, write
+and connect by the time left (`DeadlineBackend`, set on httpx's pools): those of the client
+`Opper` makes (`transport_with_deadlines`), and those of a client of yours, from when you pass
+it in (`keep_to_deadlines`: its httpx transports, mounted ones included, and the connections
+they hold already). Only a transport of your own (not `httpx.HTTPTransport`) is out of reach:
+there each read of the headers waits at most the whole budget, and the deadline is checked as
+each chunk of the body arrives (`SyncDeadlineStream`). Async attempts need none of this: a
+cancel scope ends them at the deadline (`_transport.send_async`), whatever the client.
 """
 
 from __future__ import annotations
@@ -94,8 +97,7 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's sync network backend, whose connections keep to the attempt's deadline.
-    TCP only: the transport it serves (`transport_with_deadlines`) has no Unix socket."""
+    """httpcore's sync network backend, whose connections keep to the attempt's deadline."""
 
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
@@ -116,25 +118,69 @@ class DeadlineBackend(httpcore.NetworkBackend):
         )
         return _DeadlineStream(stream)
 
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        connect = self._backend.connect_unix_socket
+        stream = within_budget(
+            lambda bounded: connect(path, bounded, socket_options),
+            timeout,
+            httpcore.ConnectTimeout,
+        )
+        return _DeadlineStream(stream)
+
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
 
 
 def transport_with_deadlines(tls: ssl.SSLContext) -> httpx.HTTPTransport:
     """httpx's default transport (what `httpx.Client()` makes, with `tls` as its TLS settings),
-    its connections kept to each attempt's deadline. httpx has no argument for httpcore's
-    `network_backend`, so it is set on the pool httpx made; `tests/test_budgets.py` fails if
-    a new httpx moves it."""
+    its connections kept to each attempt's deadline."""
     transport = httpx.HTTPTransport(verify=tls)
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool):
-        pool._network_backend = DeadlineBackend(pool._network_backend)
+    _keep_pool_to_deadlines(transport)
     return transport
+
+
+def keep_to_deadlines(client: httpx.Client) -> None:
+    """Make a client of yours keep to each attempt's deadline as ours does: the pools of its
+    httpx transports (the default one, and those mounted for proxies or hosts) connect
+    through `DeadlineBackend`, and the connections they hold already read through it.
+    Outside an attempt nothing changes: httpx's own timeouts apply, as before."""
+    for transport in (client._transport, *client._mounts.values()):
+        _keep_pool_to_deadlines(transport)
+
+
+def _keep_pool_to_deadlines(transport: object) -> None:
+    """httpx has no argument for httpcore's `network_backend`, so it is set on the pool httpx
+    made; `tests/core/test_budgets.py` fails if a new httpx moves it."""
+    pool = getattr(transport, "_pool", None)
+    if not isinstance(pool, httpcore.ConnectionPool):
+        return  # a transport of your own: only the body is checked (`SyncDeadlineStream`)
+    if not isinstance(pool._network_backend, DeadlineBackend):
+        pool._network_backend = DeadlineBackend(pool._network_backend)
+    for connection in pool.connections:
+        _keep_connection_to_deadlines(connection)
+
+
+def _keep_connection_to_deadlines(connection: object) -> None:
+    """An open connection reads through `_DeadlineStream` from now on. Its stream is held
+    by httpcore's HTTP/1.1 or HTTP/2 connection, inside the pool's (and, through a proxy,
+    inside the proxy connection's): looked for a few levels down."""
+    for _ in range(4):
+        stream = getattr(connection, "_network_stream", None)
+        if isinstance(stream, httpcore.NetworkStream):
+            if not isinstance(stream, _DeadlineStream):
+                connection._network_stream = _DeadlineStream(stream)  # type: ignore[attr-defined]
+            return
+        connection = getattr(connection, "_connection", None)
 
 
 class SyncDeadlineStream(httpx.SyncByteStream):
     """The body as it arrives, checked against the deadline at each chunk: the bound for
-    clients whose connections are not `DeadlineBackend`'s."""
+    connections that are not `DeadlineBackend`'s (a transport of your own)."""
 
     def __init__(
         self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: tuple[float, float]
