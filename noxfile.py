@@ -62,7 +62,8 @@ def install(session: nox.Session, *requirements: str) -> None:
         session.log("requirements installed already")
         return
     tools.installs.forget(venv)
-    if session.run_install("python", "-m", "pip", "install", *requirements, silent=True):
+    pip = ["python", "-m", "pip", "install", "--no-compile", *requirements]  # compiled when used
+    if session.run_install(*pip, silent=True):
         tools.installs.record(venv, wanted)  # not when nox was told not to install (-R)
 
 
@@ -115,29 +116,30 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", *HAND_WRITTEN)
 
 
+def _once(session: nox.Session, folder: Path, what: Sequence[str], *commands: list[str]) -> None:
+    """Run `commands` unless `folder` (shared by every venv) holds `what` already."""
+    wanted = tools.installs.fingerprint(what)
+    if not tools.installs.is_current(folder, wanted):
+        for command in commands:
+            session.run(*command, external=True)
+        tools.installs.record(folder, wanted)
+
+
 def _prism(session: nox.Session) -> str:
-    """Prism, installed from npm once for every venv; its path."""
+    """Prism, from npm with the test group's Node.js, once for every venv; its path."""
     prefix = ROOT / ".nox" / "prism"
-    wanted = tools.installs.fingerprint([PRISM])
-    if not tools.installs.is_current(prefix, wanted):
-        session.run("npm", "install", "--silent", "--no-audit", "--no-fund",
-                    "--prefix", str(prefix), PRISM)  # fmt: skip
-        tools.installs.record(prefix, wanted)
+    npm = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix)]
+    _once(session, prefix, [PRISM], [*npm, PRISM])
     return str(prefix / "node_modules" / ".bin" / "prism")
 
 
 def _official_python(session: nox.Session) -> str:
     """A venv of its own for the official SDK (it is imported as `opperai` too); its python."""
-    venv = ROOT / ".nox" / "official-sdk"
-    python = venv / "bin" / "python"
-    wanted = tools.installs.fingerprint(group("official-sdk"))
-    if not tools.installs.is_current(venv, wanted):
-        if not python.exists():
-            session.run(sys.executable, "-m", "venv", str(venv), external=True)
-        session.run(str(python), "-m", "pip", "install", "--quiet", *group("official-sdk"),
-                    external=True)  # fmt: skip
-        tools.installs.record(venv, wanted)
-    return str(python)
+    venv, sdk = ROOT / ".nox" / "official-sdk", group("official-sdk")
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", *sdk]
+    _once(session, venv, sdk, [sys.executable, "-m", "venv", str(venv)], pip)
+    return python
 
 
 def _chromium(session: nox.Session) -> str:
