@@ -1,6 +1,10 @@
 """The part of an API description this client covers: `GET /analytics/usage`, everything it
 references (transitively), the servers and the security schemes it uses. Every other
-operation, and every component nothing kept refers to, is left out."""
+operation, and every component nothing kept refers to, is left out.
+
+What is kept is checked for what the tools (and openapi-spec-validator) cannot follow: a
+schema that is its own member through `$ref`s alone, and nesting beyond `MAX_DEPTH` counted
+through `$ref`s. A recursive type (a tree whose `items` refer to itself) is fine."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from tools.sources import InputError
+from tools.sources import MAX_DEPTH, InputError
 
 PATH = "/analytics/usage"
 METHOD = "get"
@@ -44,6 +48,8 @@ def extract(document: dict[str, Any], label: str) -> dict[str, Any]:
             kept[key] = {PATH: item}
     kept = copy.deepcopy(kept)
     components = _referenced_components(document, kept, label)
+    _check_cycles(components, label)
+    _check_depth(kept, components, label)
     schemes = _security_schemes(document, kept, op)
     if schemes:
         components.setdefault("securitySchemes", {}).update(schemes)
@@ -81,6 +87,114 @@ def _referenced_components(
         found.setdefault(section, {})[name] = copy.deepcopy(target)
         pending.extend(_refs(target))
     return found
+
+
+Component = tuple[str, str]
+#: Where a schema is its members, with nothing between: a schema among its own members this
+#: way is a `$ref` cycle that never reaches a field (classify and the validator recurse on).
+_SAME_LEVEL = ("allOf", "anyOf", "oneOf")
+
+
+def _pointer(component: Component) -> str:
+    return "#/components/" + "/".join(
+        part.replace("~", "~0").replace("/", "~1") for part in component
+    )
+
+
+def _target(ref: str) -> Component:
+    """`#/components/<section>/<name>`, already checked by `_referenced_components`."""
+    _, section, name = (_unescape(part) for part in ref.removeprefix("#/").split("/"))
+    return section, name
+
+
+def _same_level_refs(schema: Any) -> Iterator[tuple[str, Component]]:
+    """The components `schema` is made of directly (itself a `$ref`, or one in its
+    allOf/anyOf/oneOf members), each with where its `$ref` is in `schema`."""
+    pending = [(schema, "")]
+    while pending:
+        node, where = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("$ref"), str):
+            yield where, _target(node["$ref"])
+        for keyword in _SAME_LEVEL:
+            members = node.get(keyword)
+            if isinstance(members, list):
+                pending += [(member, f"{where}/{keyword}/{i}") for i, member in enumerate(members)]
+
+
+def _check_cycles(components: dict[str, dict[str, Any]], label: str) -> None:
+    """An InputError naming the first `$ref` cycle found among `components`, if any."""
+    graph = {
+        (section, name): list(_same_level_refs(value))
+        for section, named in components.items()
+        for name, value in named.items()
+    }
+    done: set[Component] = set()
+    for start in graph:
+        if start in done:
+            continue
+        path, stack = [start], [iter(graph[start])]
+        vias: list[str] = []  # where in path[i] its $ref to path[i + 1] is
+        while stack:
+            step = next(stack[-1], None)
+            if step is None:
+                done.add(path.pop())
+                stack.pop()
+                vias = vias[: len(path) - 1]
+                continue
+            where, target = step
+            if target in path:
+                first = path.index(target)
+                steps = [
+                    _pointer(c) + via
+                    for c, via in zip(path[first:], [*vias, where][first:], strict=True)
+                ]
+                cycle = " -> ".join([*steps, _pointer(target)])
+                raise InputError(
+                    f"{label}: $ref cycle at {cycle} (a schema that is its own member)"
+                )
+            if target not in done:
+                path.append(target)
+                vias.append(where)
+                stack.append(iter(graph[target]))
+
+
+def _check_depth(kept: dict[str, Any], components: dict[str, dict[str, Any]], label: str) -> None:
+    """An InputError if `kept` nests deeper than MAX_DEPTH with each `$ref` expanded (and
+    counted as a level). A component already being expanded is not expanded again (a
+    recursive type); each one's height is worked out once."""
+    heights: dict[Component, int] = {}
+
+    def too_deep(component: Component | None) -> InputError:
+        where = f" (down to {_pointer(component)})" if component else ""
+        return InputError(
+            f"{label} is nested more than {MAX_DEPTH} levels deep, counting through its $refs"
+            + where
+        )
+
+    def height(node: Any, depth: int, path: tuple[Component, ...]) -> int:
+        """How many levels `node`, `depth` levels down, holds; recursing at most MAX_DEPTH."""
+        if not isinstance(node, (dict, list)):
+            return 0
+        if depth >= MAX_DEPTH:
+            raise too_deep(path[-1] if path else None)
+        tallest = 0
+        for child in node.values() if isinstance(node, dict) else node:
+            tallest = max(tallest, height(child, depth + 1, path))
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if isinstance(ref, str) and _target(ref) not in path:
+            component = _target(ref)
+            if component not in heights:
+                section, name = component
+                target = components[section][name]
+                heights[component] = height(target, depth + 1, (*path, component))
+            elif depth + 1 + heights[component] > MAX_DEPTH:
+                raise too_deep(component)
+            tallest = max(tallest, heights[component])
+        return 1 + tallest
+
+    height(kept, 0, ())
 
 
 def _security_schemes(

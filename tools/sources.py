@@ -2,10 +2,14 @@
 at REF), as JSON or YAML.
 
 Every failure is an `InputError` whose message is one line: the commands print it and exit 2.
+A description may come from anywhere, so what could exhaust the tools is refused before it
+does: a download has one deadline and a size limit, YAML aliases are not expanded, and no
+document may nest deeper than `MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -20,7 +24,13 @@ import yaml
 DEFAULT_SOURCE = "https://api.opper.ai/v2/openapi.json"
 #: The file `git:REF` reads at REF.
 SPEC_FILE = "openapi.yaml"
+#: The whole download (connecting, redirects, every byte) within this, and no more than
+#: MAX_BYTES of it; read when called, so a test can shorten them.
 TIMEOUT_S = 30.0
+MAX_BYTES = 32 * 1024 * 1024
+#: Real descriptions nest a dozen levels; the tools walk documents recursively, and Python's
+#: stack holds some hundreds of levels.
+MAX_DEPTH = 100
 
 
 class InputError(Exception):
@@ -40,8 +50,33 @@ class Source:
         return hashlib.sha256(self.content).hexdigest()
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that is well formed but not read: an alias, or nesting beyond MAX_DEPTH."""
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML as JSON sees it: a date-time stays a string (PyYAML would make it a datetime)."""
+    """YAML as JSON sees it: a date-time stays a string (PyYAML would make it a datetime).
+
+    Aliases are refused: a few lines of them expand to billions of nodes ("billion laughs"),
+    and JSON, which an API description is, has none. Nesting is counted as it is composed,
+    which PyYAML does recursively."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark else "?"
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(f"has a YAML alias (*{event.anchor}, line {line}): aliases are not read")
+        if not isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(f"is nested more than {MAX_DEPTH} levels deep (line {line})")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -54,13 +89,30 @@ def parse(content: bytes, label: str) -> Any:
     """JSON, else YAML; mapping keys become strings (`200:` in YAML is the status "200")."""
     try:
         loaded = json.loads(content)
+    except RecursionError:  # json's decoder recurses: far deeper than MAX_DEPTH
+        raise InputError(f"{label} is nested more than {MAX_DEPTH} levels deep") from None
     except ValueError:
         try:
             loaded = yaml.load(content, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.YAMLError as error:
+        except _Refused as error:
+            raise InputError(f"{label} {error}") from None
+        except (yaml.YAMLError, ValueError) as error:  # ValueError: an integer of 5,000 digits
             problem = str(error).splitlines()[0]
             raise InputError(f"{label} is neither JSON nor YAML: {problem}") from None
+    _check_depth(loaded, label)
     return _string_keys(loaded)
+
+
+def _check_depth(document: Any, label: str) -> None:
+    """An InputError if `document` nests deeper than MAX_DEPTH (walked without recursion)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise InputError(f"{label} is nested more than {MAX_DEPTH} levels deep")
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
 
 
 def _string_keys(value: Any) -> Any:
@@ -93,13 +145,35 @@ def read(source: str, root: Path | None = None) -> Source:
 
 
 def _fetch(url: str) -> bytes:
+    """The body at `url`, all of it within TIMEOUT_S: httpx's timeouts are per read, so a
+    server sending a byte a second would never end; a cancelled task ends at the deadline."""
+    timeout_s = TIMEOUT_S
     try:
-        answer = httpx.get(url, timeout=TIMEOUT_S, follow_redirects=True)
+        return asyncio.run(asyncio.wait_for(_download(url, timeout_s, MAX_BYTES), timeout_s))
+    except asyncio.TimeoutError:
+        raise InputError(f"cannot read {url}: not downloaded within {timeout_s:g} s") from None
     except httpx.HTTPError as error:
         raise InputError(f"cannot read {url}: {type(error).__name__}: {error}") from None
-    if answer.status_code != 200:
-        raise InputError(f"cannot read {url}: HTTP {answer.status_code}")
-    return answer.content
+
+
+async def _download(url: str, timeout_s: float, max_bytes: int) -> bytes:
+    too_large = f"cannot read {url}: larger than {max_bytes:,} bytes"
+    async with (
+        httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client,
+        client.stream("GET", url) as answer,
+    ):
+        if answer.status_code != 200:
+            raise InputError(f"cannot read {url}: HTTP {answer.status_code}")
+        declared = answer.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise InputError(too_large)
+        chunks, size = [], 0
+        async for chunk in answer.aiter_bytes():  # decoded: a gzip bomb is counted as inflated
+            size += len(chunk)
+            if size > max_bytes:
+                raise InputError(too_large)
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _git_show(ref: str, root: Path) -> bytes:
@@ -123,9 +197,13 @@ def _git_show(ref: str, root: Path) -> bytes:
 
 def _read_file(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            content = file.read(MAX_BYTES + 1)
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(content) > MAX_BYTES:
+        raise InputError(f"cannot read {path}: larger than {MAX_BYTES:,} bytes")
+    return content
 
 
 def _label(path: Path, root: Path) -> str:

@@ -75,10 +75,13 @@ def dump(document: dict[str, Any]) -> str:
 
 class _Dumper(yaml.SafeDumper):
     """Lists indented under their key, and long or multi-line text as block scalars, as
-    people write YAML."""
+    people write YAML. Never an alias: tools/sources.py refuses to read them."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
