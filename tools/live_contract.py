@@ -9,6 +9,10 @@ its body. Every mismatch is reported with the field and the value seen.
 
 Exit 0 when every answer conforms, 1 on drift, 2 when it cannot check: no key (or a key the
 API refuses), or no connection.
+
+What it prints goes into CI logs, and a server or proxy may echo the Authorization header into
+its answer: the key is removed from the answer, in every form it can take there, before
+anything is checked or printed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,13 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from tools.extract import PATH, operation
 from tools.sources import parse
+
+try:
+    from opperai_usage._redact import redact
+except ModuleNotFoundError:  # nox's session installs the tools' needs, not the package:
+    # _redact needs only the standard library, so it is read from this checkout.
+    sys.path.append(str(Path(__file__).resolve().parent.parent / "overlays"))
+    from opperai_usage._redact import redact
 
 SPEC = Path("openapi.yaml")
 KEY_VARIABLES = ("OPPER_API_KEY", "OPPER_HTTP_BEARER")
@@ -51,10 +62,20 @@ SEED_QUERY = [
 ]
 
 Query = list[tuple[str, str]]
+#: Text a server sent -> that text without the key.
+Hide = Callable[[str], str]
 
 
 class CannotCheck(Exception):
     """No answer to check: no key, a key the API refuses, or no connection (exit 2)."""
+
+
+def hider(key: str) -> Hide:
+    """What takes `key` out of text a server sent: raw, JSON-escaped, URL-encoded, HTML-escaped
+    or with its whitespace changed (_redact), and as Python's repr writes it (the schema
+    errors quote the values they saw so)."""
+    forms = [key, repr(key)[1:-1]]
+    return lambda text: redact(text, forms)
 
 
 def calls(spec: dict[str, Any], today: dt.date) -> list[tuple[str, Query]]:
@@ -118,9 +139,11 @@ class _Response:
 
 
 class Checker:
-    """openapi.yaml, served from `server_url`, as openapi-core checks answers against it."""
+    """openapi.yaml, served from `server_url`, as openapi-core checks answers against it;
+    `hide` takes the key out of each answer before it is checked."""
 
-    def __init__(self, spec: dict[str, Any], server_url: str) -> None:
+    def __init__(self, spec: dict[str, Any], server_url: str, hide: Hide) -> None:
+        self.hide = hide
         served = copy.deepcopy(spec)
         served["servers"] = [{"url": server_url}]
         self.openapi = OpenAPI.from_dict(served)
@@ -132,29 +155,34 @@ class Checker:
     def mismatches(self, query: Query, answer: httpx.Response) -> list[str]:
         """Every way `answer` departs from the spec, each naming the field and the value."""
         found = []
+        text = self.hide(answer.text)  # whole, before anything is cut short
         if answer.status_code != 200:
             listed = ", ".join(self.documented)
             known = str(answer.status_code) in self.documented
             note = "" if known else f" (undocumented: {SPEC} lists {listed})"
-            body = answer.text[:200].replace("\n", " ")
+            body = text[:200].replace("\n", " ")
             found.append(
                 f"status: {answer.status_code}, expected 200 for a valid call{note}; body: {body!r}"
             )
         request = _Request(
             self.host_url, self.path, RequestParameters(query=ImmutableMultiDict(query))
         )
+        content = answer.content
+        if text != answer.text:
+            content = text.encode(answer.encoding or "utf-8", errors="replace")
+        headers = [(name, self.hide(value)) for name, value in answer.headers.items()]
         response = _Response(
             answer.status_code,
-            answer.content,
-            answer.headers.get("content-type", ""),
-            Headers(list(answer.headers.items())),
+            content,
+            self.hide(answer.headers.get("content-type", "")),
+            Headers(headers),
         )
         for error in self.openapi.iter_response_errors(request, response):
-            found += list(_describe(error))
+            found += [self.hide(line) for line in _describe(error, self.hide)]
         return found
 
 
-def _describe(error: Exception) -> Iterator[str]:
+def _describe(error: Exception, hide: Hide) -> Iterator[str]:
     """openapi-core's error as lines, one per schema error (grouped over the items)."""
     schema_errors = getattr(error.__cause__, "schema_errors", None) or getattr(
         error, "schema_errors", None
@@ -165,7 +193,7 @@ def _describe(error: Exception) -> Iterator[str]:
         return
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for schema_error in schema_errors:
-        field, text = _schema_error(schema_error)
+        field, text = _schema_error(schema_error, hide)
         key = (re.sub(r"\[\d+\]", "[*]", field), str(schema_error.validator))
         groups.setdefault(key, []).append((field, text))
     for seen in groups.values():
@@ -181,7 +209,7 @@ def _kind(error: BaseException) -> str:
     return "headers" if "Header" in name else "body"
 
 
-def _schema_error(error: ValidationError) -> tuple[str, str]:
+def _schema_error(error: ValidationError, hide: Hide) -> tuple[str, str]:
     field = "body" + "".join(
         f"[{part}]"
         if isinstance(part, int)
@@ -194,7 +222,7 @@ def _schema_error(error: ValidationError) -> tuple[str, str]:
         required = error.validator_value if isinstance(error.validator_value, list) else []
         missing = [name for name in required if name not in error.instance]
         field = field + "." + missing[0] if missing else field
-        seen = json.dumps(error.instance)[:120]
+        seen = hide(json.dumps(error.instance))[:120]
         return field, f"missing, and required (the item: {seen})"
     return field, error.message
 
@@ -208,11 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     spec = parse(SPEC.read_bytes(), str(SPEC))
     server_url = (arguments.server_url or spec["servers"][0]["url"]).rstrip("/")
-    checker = Checker(spec, server_url)
+    try:
+        key = _key()
+    except CannotCheck as problem:
+        print(f"live-contract: {problem}", file=sys.stderr)
+        return 2
+    hide = hider(key)
+    checker = Checker(spec, server_url, hide)
     planned = calls(spec, dt.datetime.now(dt.timezone.utc).date())
     drift = 0
     try:
-        with httpx.Client(timeout=TIMEOUT_S, headers=_headers(_key())) as client:
+        with httpx.Client(timeout=TIMEOUT_S, headers=_headers(key)) as client:
             for name, query in planned:
                 answer = _get(client, f"{server_url}{PATH}", query)
                 found = checker.mismatches(query, answer)
@@ -220,8 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{'DRIFT' if found else 'ok':5}  {name}: {answer.status_code}")
                 for mismatch in found:
                     print(f"       {mismatch}")
-    except CannotCheck as problem:
-        print(f"live-contract: {problem}", file=sys.stderr)
+    except CannotCheck as problem:  # httpx's message may quote what the server sent
+        print(f"live-contract: {hide(str(problem))}", file=sys.stderr)
         return 2
     conform = len(planned) - drift
     print(f"{server_url}: {conform} of {len(planned)} answers conform to {SPEC}")
