@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from opperai_usage import Opper
+from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support import API_KEY
 from tests.support.calls import Recorder
 from tests.support.net import closed_port_url
@@ -138,18 +139,21 @@ def test_each_line_says_how_long_its_attempt_took(
         {"status": 503, "delay_ms": 300, "headers": {"Retry-After": "0"}}, {"delay_ms": 40}
     )
     logger = logging.getLogger("test.opperai.timing")
+    quick = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 60_000))  # Retry-After 0: 10 ms
     with (
         caplog.at_level(logging.DEBUG, logger=logger.name),
-        Opper(http_bearer=API_KEY, server_url=local.url, debug_logger=logger) as opper,
+        Opper(
+            http_bearer=API_KEY, server_url=local.url, debug_logger=logger, retry_config=quick
+        ) as opper,
     ):
         opper.analytics.get_usage()
     lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
-    pattern = r"GET \S+ -> (\d+) \(attempt (\d), ([\d.]+) ms(, retrying in 0.50s)?\)"
+    pattern = r"GET \S+ -> (\d+) \(attempt (\d), ([\d.]+) ms(, retrying in 0.01s)?\)"
     found = [re.fullmatch(pattern, line) for line in lines]
     assert all(found), lines
     (first, second) = [m.groups() for m in found if m]
     assert first[:2] == ("503", "1")
-    assert first[3] == ", retrying in 0.50s"
+    assert first[3] == ", retrying in 0.01s"
     assert 295 <= float(first[2]) < 5_000
     assert second[:2] == ("200", "2")
     assert second[3] is None
