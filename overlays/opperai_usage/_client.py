@@ -107,8 +107,9 @@ class Opper:
     or a callable returning one (asked for every request); without either, `OPPER_API_KEY`,
     then `OPPER_HTTP_BEARER`, is read. `server_url` defaults to `OPPER_BASE_URL` + `/v2`, then
     to the public API. `client`/`async_client` are yours to configure (proxies, transports,
-    limits) and yours to close; `timeout_ms` bounds each attempt with them as with ours.
-    `max_response_bytes` bounds an answer's body, decoded (`ResponseTooLargeError` past it).
+    limits) and yours to close; `timeout_ms` is each attempt's deadline with them as with ours
+    (`_deadline` says what a sync transport of your own changes). `max_response_bytes` bounds
+    an answer's body, decoded (`ResponseTooLargeError` past it).
     """
 
     def __init__(

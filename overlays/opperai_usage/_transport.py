@@ -38,8 +38,8 @@ from .errors import (
 #: An attempt never gets less than this (a zero timeout makes sockets non-blocking).
 _MIN_BUDGET_S = 0.001
 #: The most bytes of a compressed body handed to its decoder at once: gzip and deflate inflate
-#: at most about 1,000 times, so a step makes about 4 MiB at most, however the server chunks.
-_ENCODED_PIECE = 4096
+#: at most about 1,000 times, so a step makes about 1 MiB at most, however the server chunks.
+_ENCODED_PIECE = 1024
 
 
 class _Attempts:

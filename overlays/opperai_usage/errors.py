@@ -75,12 +75,16 @@ def redacted_request(request: httpx.Request) -> httpx.Request:
 
 
 def credentials(request: httpx.Request) -> set[str]:
-    """What `request` carries that is secret: each credential header's value, and an
-    `Authorization`'s without its scheme (the key alone)."""
+    """What `request` carries that is secret: each credential header's value; for an
+    `Authorization` with a scheme, the credentials alone (so that an echo reads
+    `Bearer <redacted>`, which says what was there)."""
     found: set[str] = set()
     for name, value in request.headers.multi_items():
-        if name.lower() in _SECRET_HEADERS:
-            found.update({value, value.partition(" ")[2]})
+        name = name.lower()
+        if name in _SECRET_HEADERS:
+            scheme, _, rest = value.partition(" ")
+            with_scheme = name.endswith("authorization") and scheme and rest.strip()
+            found.add(rest if with_scheme else value)
     return found - {""}
 
 

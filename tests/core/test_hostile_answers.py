@@ -204,13 +204,13 @@ def test_a_key_echoed_back_never_reaches_the_error(mode: str, case: str, key: st
     if not case.startswith("200-"):  # a valid answer would not quote anything
         assert "<redacted>" in error.body + repr(error.headers), error.body
     if case in ("500-json", "500-whitespace-collapsed"):
-        assert "you sent <redacted>" in str(error)
+        assert "you sent Bearer <redacted>" in str(error)
     if case == "401-json-message":
         assert data is not None
-        assert str(error) == data.message == "bad: <redacted>"
+        assert str(error) == data.message == "bad: Bearer <redacted>"
     if case == "500-in-headers":
-        assert str(error).endswith("(request id <redacted>)")
-        assert error.headers["x-seen"] == "<redacted>"
+        assert str(error).endswith("(request id Bearer <redacted>)")
+        assert error.headers["x-seen"] == "Bearer%20<redacted>"
 
 
 def test_an_answer_that_quotes_no_key_is_left_as_it_is(mode: str) -> None:
@@ -276,7 +276,9 @@ def test_a_malformed_header_line_quoting_the_key_does_not_carry_it(mode: str, ke
     with raw_answers(answer) as url, pytest.raises(httpx.RemoteProtocolError) as raised:
         call(mode, api_key=KEYS[key], server_url=url, retry_config=None)
     error = raised.value
-    assert str(error) == "illegal header line: bytearray(b'echo Authorization: <redacted>')"
+    assert str(error) == (
+        "illegal header line: bytearray(b'echo Authorization: Bearer <redacted>')"
+    )
     shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
     shown += [repr(link.args) for link in error_chain(error)]
     for text in shown:
@@ -302,19 +304,23 @@ def bomb(decoded_mib: int, wbits: int = 31) -> bytes:
 def test_a_gzip_bomb_stops_at_max_response_bytes(mode: str, encoding: str, wbits: int) -> None:
     """64 KB that inflate to 64 MiB, with `max_response_bytes` at 1 MiB: the call ends with
     ResponseTooLargeError, naming the limit, after one attempt (retries on), having held a
-    few MiB at most, not 64 (or twice that, joined)."""
+    few MiB at most (the limit, and a decoded piece), not 64 (or twice that, joined). The
+    first call warms up (imports, TLS settings); the second is measured."""
     body = bomb(64, wbits)
     headers = {**JSON, "Content-Encoding": encoding}
+    options = {"api_key": KEYS["slash-plus"], "max_response_bytes": LIMIT}
     with answering(lambda _: (200, headers, body)) as (url, requests):
+        with pytest.raises(errors.ResponseTooLargeError):
+            call(mode, server_url=url, **options)
         tracemalloc.start()
         try:
             with pytest.raises(errors.ResponseTooLargeError) as raised:
-                call(mode, api_key=KEYS["slash-plus"], server_url=url, max_response_bytes=LIMIT)
+                call(mode, server_url=url, **options)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert peak < 12 * LIMIT, f"{peak:,} bytes at the peak"
-    assert len(requests) == 1  # the default retries are on: such an answer is not retried
+    assert peak < 6 * LIMIT, f"{peak:,} bytes at the peak"
+    assert len(requests) == 2  # the default retries are on: such an answer is not retried
     error = raised.value
     assert isinstance(error, errors.OpperError)
     assert not isinstance(error, errors.ResponseValidationError)
