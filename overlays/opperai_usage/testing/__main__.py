@@ -1,6 +1,8 @@
 """`python -m opperai_usage.testing`: the local usage server as a process, until SIGTERM or
 SIGINT. It prints `listening on http://HOST:PORT` once it accepts connections; other processes
-script and inspect it over HTTP under `/_control/` (see the README, "Testing your code")."""
+script and inspect it over HTTP under `/_control/` (see the README, "Testing your code"),
+which answers programs only, not web pages open in a browser on the same machine (`Host` must
+be a loopback address or `localhost`, a foreign `Origin` is refused, bodies must be JSON)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,31 @@ import threading
 from datetime import datetime
 from types import FrameType
 
-from ._aggregate import parse_datetime
+from ._aggregate import OUT_OF_RANGE, parse_datetime
 from ._dataset import DEFAULT_EVENTS, DEFAULT_SEED
-from ._server import UsageServer
+from ._server import NOW_YEARS, UsageServer
 
 
 def _moment(text: str) -> datetime:
-    parsed = parse_datetime(text)
+    parsed = parse_datetime(text)  # a UTC datetime, or why not
+    first, last = NOW_YEARS
+    if parsed == OUT_OF_RANGE or (
+        isinstance(parsed, datetime) and not first <= parsed.year <= last
+    ):
+        raise argparse.ArgumentTypeError(f"must be in the years {first} to {last} (UTC): {text!r}")
     if isinstance(parsed, str):
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r} ({parsed})")
     return parsed
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {port}")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         description="A local, Opper-compatible usage-analytics server for tests and demos.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port to bind, 0 to 65535; 0 picks a free one"
+    )
     parser.add_argument(
         "--api-key",
         help="the only bearer token accepted (default: any); other users of this machine can "
@@ -40,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--now",
         type=_moment,
-        help="the moment taken as now (ISO 8601), so answers never change (default: the clock)",
+        help="the moment taken as now (ISO 8601, years 2 to 9998), so answers never change "
+        "(default: the clock)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ import calendar
 import functools
 import json
 import re
+import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ GRANULARITIES = ("minute", "hour", "day", "month", "year")
 _EXPECTED = "'minute', 'hour', 'day', 'month' or 'year'"
 _TIMESTAMP = re.compile(r"-?\d+(\.\d+)?")
 _MICRO = Decimal("0.000001")
+#: `parse_datetime`'s reason for a date and offset that fall outside years 1 to 9999 in UTC.
+OUT_OF_RANGE = "datetime value is outside expected range in UTC"
+#: Made-up items are built this many at a time, so that closing the server stops a long build.
+_BLOCK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,10 @@ class Query:
     granularity: str
     fields: tuple[str, ...]
     group_by: tuple[str, ...]
+
+
+class Interrupted(Exception):
+    """The server closed while an answer was being built."""
 
 
 class QueryError(Exception):
@@ -51,7 +60,8 @@ class QueryError(Exception):
 def parse_datetime(text: str) -> datetime | str:
     """Parse like pydantic (ISO 8601, date-only, unix seconds); naive means UTC.
 
-    Returns the aware datetime, or pydantic's reason text when `text` is not one.
+    Returns the aware UTC datetime, or pydantic's reason text when `text` is not one (or is
+    an instant before year 1 or after year 9999 once moved to UTC).
     """
     if _TIMESTAMP.fullmatch(text):
         seconds = float(text)
@@ -67,7 +77,10 @@ def parse_datetime(text: str) -> datetime | str:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" else text)
     except ValueError:
         return "invalid character in year" if not text[:4].isdigit() else "invalid datetime"
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        return OUT_OF_RANGE
 
 
 def current_month(now: datetime) -> tuple[datetime, datetime]:
@@ -175,7 +188,8 @@ class Aggregator:
         for bucket, groups in sorted(sums, key=lambda k: (k[0], _group_order(k[1]))):
             cost, totals = sums[bucket, groups]
             item: dict[str, Any] = {
-                "time_bucket": bucket.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                # not strftime: its %Y writes year 2 as "2", not "0002"
+                "time_bucket": bucket.replace(tzinfo=None).isoformat() + "Z",
                 "cost": str(cost[0].quantize(_MICRO)),
             }
             item.update(zip(query.fields, totals, strict=True))
@@ -188,14 +202,26 @@ class Aggregator:
         return json.dumps(self.aggregate(query), separators=(",", ":")).encode()
 
 
-@functools.lru_cache(maxsize=16)
-def synthetic_items(count: int) -> bytes:
-    """`count` made-up items, ten per hourly bucket, for client decoding benchmarks."""
+def synthetic_items(count: int, stopping: threading.Event | None = None) -> bytes:
+    """`count` made-up items, ten per hourly bucket, for client decoding benchmarks, encoded
+    as one JSON array. Built a block at a time; Interrupted once `stopping` is set."""
+    blocks = []
+    for start in range(0, count, _BLOCK):
+        if stopping is not None and stopping.is_set():
+            raise Interrupted
+        blocks.append(_synthetic_block(start, min(start + _BLOCK, count)))
+    return b"[" + b",".join(blocks) + b"]"
+
+
+@functools.lru_cache(maxsize=128)
+def _synthetic_block(start: int, stop: int) -> bytes:
+    """Items `start` to `stop` (excluded), comma-separated: a piece of the JSON array. Cached,
+    so a test that asks for a million items again gets them at once."""
     models = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "mistral-large", "gemini-2.5-pro")
     projects = ("alpha", "beta", "gamma", None)
     base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     items = []
-    for index in range(count):
+    for index in range(start, stop):
         bucket = datetime.fromtimestamp(base + (index // 10) * 3600, UTC)
         completion = 10 + index % 500
         items.append(
@@ -208,4 +234,4 @@ def synthetic_items(count: int) -> bytes:
                 "project.name": projects[(index % 10 // 5 + index // 10) % 4],
             }
         )
-    return json.dumps(items, separators=(",", ":")).encode()
+    return json.dumps(items, separators=(",", ":")).encode()[1:-1]

@@ -4,13 +4,22 @@ Each request to the usage endpoint uses up the next scripted answer, if one is q
 delay, a dropped connection, a canned answer, a truncated or dribbled body, made-up items);
 otherwise it gets the real answer from the data set. `/_control/` lets another process script
 and inspect a server run with `python -m opperai_usage.testing`.
+
+`/_control/` is for programs, not for web pages open in a browser on the same machine: it
+answers only requests whose `Host` is a loopback address, `localhost` or the address the kit
+was reached at (a page that rebinds its own domain to 127.0.0.1 sends that domain), that carry
+no `Origin` but their own (browsers send one with every cross-origin request and every POST),
+and, for a POST with a body, `Content-Type: application/json` (which a page can only send
+cross-origin after a CORS preflight the kit never allows). A refusal is a 403 or 415.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
+import re
 import secrets
 import socket
 import threading
@@ -21,9 +30,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from ._aggregate import Aggregator, QueryError, parse_query, synthetic_items
+from ._aggregate import Aggregator, Interrupted, QueryError, parse_query, synthetic_items
 from ._script import JSON, Scripted, from_action
-from ._state import REDACTED, RecordedRequest, State
+from ._state import RecordedRequest, State, recorded_headers
 
 UTC = timezone.utc
 
@@ -35,6 +44,13 @@ _UNAUTHORIZED = {
     "detail": "Missing or invalid bearer token",
 }
 _NO_ANSWER = Scripted()
+#: The largest request body the server reads (a `/_control/script` payload, in practice). A
+#: longer `Content-Length` is answered 413, a malformed one 400, and the connection closed
+#: unread.
+MAX_BODY = 16 * 2**20
+_DIGITS = re.compile(r"[0-9]+")
+#: `host` or `host:port`, as a Host header spells it.
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.\-]+)(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +100,13 @@ class UsageHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "Bad Content-Length")
-            return
-        try:
+            length = self._content_length()
+            if length is None:
+                return
             body = self.rfile.read(length)
+            if len(body) < length:  # the client hung up mid-body
+                self.close_connection = True
+                return
             path, _, raw_query = self.path.partition("?")
             if path.startswith(CONTROL):
                 self._control(path, body)
@@ -98,7 +115,31 @@ class UsageHandler(BaseHTTPRequestHandler):
         except OSError:  # the client went away mid-answer: nothing left to tell it
             self.close_connection = True
 
+    def _content_length(self) -> int | None:
+        """The body's length; None once a request whose body the server will not read (no
+        or several lengths, negative, not a number, over MAX_BODY, chunked) was refused."""
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        text = lengths[0].strip()
+        if "Transfer-Encoding" in self.headers:
+            self._refuse(400, "Transfer-Encoding is not supported: send a Content-Length")
+        elif not _DIGITS.fullmatch(text) or any(other.strip() != text for other in lengths):
+            self._refuse(400, "Content-Length must be one whole number of bytes")
+        elif len(text) > 9 or int(text) > MAX_BODY:  # int() of 5,000 digits raises
+            self._refuse(413, f"the body is over the kit's limit of {MAX_BODY} bytes")
+        else:
+            return int(text)
+        return None
+
+    def _refuse(self, status: int, problem: str) -> None:
+        """Answer a request the server will not serve, and close the connection."""
+        self._send(status, _json({"error": problem}), JSON, {"Connection": "close"})
+        self.close_connection = True
+
     def _control(self, path: str, body: bytes) -> None:
+        refusal = self._control_refusal(body)
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
         state = self.context.state
         route = (self.command, path.removeprefix(CONTROL))
         if route == ("POST", "script"):
@@ -121,13 +162,39 @@ class UsageHandler(BaseHTTPRequestHandler):
         else:
             self._not_found(path)
 
+    def _control_refusal(self, body: bytes) -> tuple[int, str] | None:
+        """Why a `/_control/` request may have come from a web page, if it may (see above)."""
+        host = self.headers.get("Host", "")
+        if not self._is_local(host):
+            return 403, "/_control/ answers only Host: 127.0.0.1, localhost or [::1]"
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host.lower()}":
+            return 403, "/_control/ answers no requests from web pages (an Origin was sent)"
+        media = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if self.command == "POST" and (body or media) and media != "application/json":
+            return 415, "/_control/ takes JSON: send Content-Type: application/json"
+        return None
+
+    def _is_local(self, authority: str) -> bool:
+        """`authority` (a Host header) names a loopback address, `localhost` or the address
+        this connection came in on: what a DNS name rebound to 127.0.0.1 cannot be. Any port,
+        for a kit behind a port mapping (a container's `-p 8080:80`)."""
+        match = _AUTHORITY.fullmatch(authority)
+        if match is None:
+            return False
+        name = match.group(1).lower().strip("[]")
+        if name == "localhost":
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or address == ipaddress.ip_address(
+            self.connection.getsockname()[0]
+        )
+
     def _api(self, path: str, raw_query: str) -> None:
-        headers: dict[str, str] = {}
-        for name, value in self.headers.items():
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        if "authorization" in headers:
-            headers["authorization"] = REDACTED
+        headers = recorded_headers(self.headers.items())
         query = parse_qs(raw_query, keep_blank_values=True)
         record = RecordedRequest(self.command, path, query, headers, raw_query)
         is_usage = (self.command, path) == ("GET", USAGE_PATH)
@@ -140,7 +207,11 @@ class UsageHandler(BaseHTTPRequestHandler):
         if answer.drop:
             self._drop()
             return
-        status, body, content_type, extra = self._answer(answer, raw_query)
+        try:
+            status, body, content_type, extra = self._answer(answer, raw_query)
+        except Interrupted:  # the server is closing
+            self._drop()
+            return
         extra.update(answer.headers)
         self._send(
             status,
@@ -157,7 +228,7 @@ class UsageHandler(BaseHTTPRequestHandler):
             status, body, content_type = answer.canned
             return status, body, content_type, {}
         if answer.items is not None:
-            return 200, synthetic_items(answer.items), JSON, {}
+            return 200, synthetic_items(answer.items, self.context.stopping), JSON, {}
         if not self._authorized():
             return 401, _json(_UNAUTHORIZED), JSON, {"WWW-Authenticate": "Bearer"}
         now = self.context.now or datetime.now(UTC)

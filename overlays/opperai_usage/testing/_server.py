@@ -34,6 +34,21 @@ API_PATH = "/v2"
 BACKLOG = 1024
 #: How long closing waits for each connection's thread, which is told to stop at once.
 JOIN_TIMEOUT = 10.0
+#: The years `now` may fall in (UTC): the data set's 60 days before it, and the day after
+#: it, must be dates Python can hold.
+NOW_YEARS = (2, 9998)
+
+
+def utc_moment(now: datetime) -> datetime:
+    """`now` in UTC (naive is UTC); ValueError naming NOW_YEARS unless it falls in them."""
+    try:
+        moment = now.replace(tzinfo=now.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        moment = None
+    if moment is None or not NOW_YEARS[0] <= moment.year <= NOW_YEARS[1]:
+        first, last = NOW_YEARS
+        raise ValueError(f"now: must be in the years {first} to {last} (UTC), got {now}")
+    return moment
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,10 +83,17 @@ class UsageServer:
     like FastAPI's) to bad parameters; 404 to other paths. `enqueue()` scripts answers,
     `requests` lists what it received.
 
-    `now` fixes the moment the server takes as now (an aware datetime; naive is UTC): the data
-    set ends with that day and a query without dates asks about that month, so its answers
-    never change. By default it is the clock's. `host` and `port` say where to listen (by
-    default a free port on 127.0.0.1); `verbose` logs every request to stderr.
+    `now` fixes the moment the server takes as now (an aware datetime in the years 2 to 9998;
+    naive is UTC): the data set ends with that day and a query without dates asks about that
+    month, so its answers never change. By default it is the clock's. `host` and `port` say
+    where to listen (by default a free port on 127.0.0.1); `verbose` logs every request to
+    stderr.
+
+    Limits, so that a test, or a web page or program on the same machine, cannot make it
+    hold unbounded memory or threads: it reads request bodies up to 16 MiB (413 beyond,
+    400 for a malformed Content-Length, and the connection closed); it keeps the newest
+    100,000 requests or 64 MiB of them, header values cut to 4,096 characters (see
+    `RecordedRequest`); closing stops answers still being built.
     """
 
     def __init__(
@@ -93,8 +115,10 @@ class UsageServer:
             raise TypeError(f"now: must be a datetime, got {type(now).__name__}")
         if type(events) is not int or events < 0:
             raise ValueError(f"events: must be an int >= 0, got {events!r}")
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError(f"port: must be from 0 to 65535, got {port!r}")
         self._seed, self._host, self._port = seed, host, port
-        now = None if now is None else now.replace(tzinfo=now.tzinfo or UTC).astimezone(UTC)
+        now = None if now is None else utc_moment(now)
         self._state = State()
         self._context = Context(
             state=self._state,
@@ -134,8 +158,9 @@ class UsageServer:
         return self
 
     def close(self) -> None:
-        """Stop: no new connections, open ones closed (waits and dribbles cut short), every
-        thread ended and every socket closed when this returns. Closing twice is harmless."""
+        """Stop: no new connections, open ones closed (waits, dribbles and answers being
+        built cut short), every thread ended and every socket closed when this returns.
+        Closing twice is harmless."""
         listening, already = self._listening, self._context.stopping.is_set()
         self._context.stopping.set()
         if listening is None or already:

@@ -12,9 +12,18 @@ from typing import Any
 
 from ._script import Scripted
 
-#: Requests kept for `requests`; older ones are forgotten (the counters keep counting).
+#: At most this many requests are kept for `requests`, the newest; older ones are forgotten
+#: (the counters keep counting).
 MAX_RECORDS = 100_000
+#: ...and at most about this many bytes of them (their text, plus 100 a string for Python's
+#: own share): some 28,000 typical requests. However long a test runs, and whatever headers
+#: a client sends, what the server keeps stays within this.
+MAX_RECORDED_BYTES = 64 * 2**20
+#: A header value longer than this is recorded cut to this many characters, then TRUNCATED.
+MAX_HEADER_VALUE = 4096
 REDACTED = "<redacted>"
+TRUNCATED = "<truncated>"
+_PER_STRING = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +32,10 @@ class RecordedRequest:
     `UsageServer.requests`.
 
     `query` maps each parameter to its values in the order sent (`fields=a&fields=b` is
-    `{"fields": ["a", "b"]}`); `raw_query` is the query string exactly as sent. `headers` has
-    lower-case names, and the Authorization value replaced by `"<redacted>"`.
+    `{"fields": ["a", "b"]}`); `raw_query` is the query string exactly as sent (at most 64 KiB:
+    the server refuses longer request lines). `headers` has lower-case names, repeated ones
+    joined with ", ", the Authorization value replaced by `"<redacted>"`, and any value longer
+    than 4,096 characters cut to that length and ended with `"<truncated>"`.
     """
 
     method: str
@@ -44,13 +55,38 @@ class RecordedRequest:
         }
 
 
+def recorded_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a request records them: lower-case names, repeats joined, Authorization
+    redacted, long values cut (see `RecordedRequest`)."""
+    joined: dict[str, str] = {}
+    for name, value in headers:
+        name = name.lower()
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    if "authorization" in joined:
+        joined["authorization"] = REDACTED
+    return {name: _cut(value) for name, value in joined.items()}
+
+
+def _footprint(request: RecordedRequest) -> int:
+    """About how many bytes `request` holds, to bound what the server keeps."""
+    headers, query = request.headers, request.query
+    strings = [request.method, request.path, request.raw_query, *headers, *headers.values()]
+    strings += [*query, *(value for values in query.values() for value in values)]
+    return sum(len(text) for text in strings) + _PER_STRING * len(strings)
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_HEADER_VALUE else value[:MAX_HEADER_VALUE] + TRUNCATED
+
+
 class State:
     """Thread-safe: the answer queue, the recorded requests and the counters."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._queue: deque[Scripted] = deque()
-        self._records: deque[RecordedRequest] = deque(maxlen=MAX_RECORDS)
+        self._records: deque[tuple[RecordedRequest, int]] = deque()
+        self._recorded_bytes = 0
         self._requests = 0
         self._connections = 0
 
@@ -59,6 +95,7 @@ class State:
         with self._changed:
             self._queue.clear()
             self._records.clear()
+            self._recorded_bytes = 0
             self._requests = self._connections = 0
 
     def enqueue(self, answers: Iterable[Scripted]) -> int:
@@ -73,17 +110,22 @@ class State:
             self._connections += 1
 
     def record(self, request: RecordedRequest, *, scripted: bool) -> Scripted | None:
-        """Record `request`; when `scripted`, hand back the queued answer it uses up, if any."""
+        """Record `request`, forgetting the oldest beyond MAX_RECORDS or MAX_RECORDED_BYTES;
+        when `scripted`, hand back the queued answer it uses up, if any."""
+        size = _footprint(request)
         with self._changed:
             self._requests += 1
-            self._records.append(request)
+            self._records.append((request, size))
+            self._recorded_bytes += size
+            while len(self._records) > MAX_RECORDS or self._recorded_bytes > MAX_RECORDED_BYTES:
+                self._recorded_bytes -= self._records.popleft()[1]
             self._changed.notify_all()
             return self._queue.popleft() if scripted and self._queue else None
 
     def records(self) -> list[RecordedRequest]:
         """The recorded requests, oldest first."""
         with self._changed:
-            return list(self._records)
+            return [request for request, _ in self._records]
 
     def wait_for(self, count: int, timeout: float) -> list[RecordedRequest]:
         """The recorded requests once at least `count` have arrived since the last reset;
@@ -97,7 +139,7 @@ class State:
                         f"{self._requests} of {count} requests arrived within {timeout} s"
                     )
                 self._changed.wait(left)
-            return list(self._records)
+            return [request for request, _ in self._records]
 
     @property
     def pending(self) -> int:
