@@ -5,11 +5,17 @@ Columns come in one order everywhere: `time_bucket`, the group-by tags in the or
 the summed fields in the order asked for, then `cost`. Values: `time_bucket` in ISO 8601 UTC
 with `Z`, tags as strings or `None`, fields as the API's numbers, `cost` as the API's decimal
 string.
+
+Whatever the decoder accepts can be written: a `cost` of `NaN` or `9E+999999`, a time bucket at
+year 1 with an offset, an object as a tag value (written as JSON text where a format has only
+text), a field of NaN or of 400 digits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +35,12 @@ _UTC = dt.timezone.utc
 _TIME_BUCKET = attrgetter("time_bucket")
 _COST = attrgetter("cost")
 _EXTRAS = attrgetter("additional_properties")
+#: A sum of costs is written in plain digits up to this many; past it (a `cost` of `9E+999999`
+#: would be a million digits) in scientific notation, as `Decimal` writes it.
+MAX_PLAIN_DIGITS = 40
+#: Sums of costs: the default context's precision (28 digits) and range, with overflow to
+#: Infinity and an invalid operation (Infinity minus Infinity) to NaN instead of an exception.
+_SUMS = decimal.Context(traps=[])
 
 Value = str | int | float | None
 
@@ -96,8 +108,12 @@ def _checked(columns: Columns) -> Columns:
 
 
 def time_text(when: dt.datetime) -> str:
-    """ISO 8601 in UTC with `Z`; a bucket without an offset is taken as UTC, as the API means it."""
-    when = when.replace(tzinfo=_UTC) if when.tzinfo is None else when.astimezone(_UTC)
+    """ISO 8601 in UTC with `Z`; a bucket without an offset is taken as UTC, as the API means it.
+    One that UTC would move out of years 1-9999 (`0001-01-01T00:00:00+01:00`) keeps its offset."""
+    try:
+        when = when.replace(tzinfo=_UTC) if when.tzinfo is None else when.astimezone(_UTC)
+    except OverflowError:
+        return when.isoformat()
     return when.isoformat().replace("+00:00", "Z")
 
 
@@ -142,19 +158,81 @@ def records(items: Iterable[GetUsageResultItem], columns: Columns) -> Iterator[d
 
 def sum_numbers(values: Iterable[Value]) -> int | float:
     """The sum of a summed field's values, nulls (and anything not a number) left out: an
-    exact int for ints, else a float rounded to 12 significant digits (no 0.30000000000000004)."""
+    exact int for ints, else a float rounded to 12 significant digits (no 0.30000000000000004);
+    NaN or an infinity among them, or a sum past float's range, give NaN or an infinity."""
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if all(isinstance(v, int) for v in numbers):
         return sum(numbers)
-    return float(f"{math.fsum(numbers):.12g}")
+    try:
+        total = math.fsum(numbers)
+    except (ValueError, OverflowError):  # inf - inf, or past float's range
+        total = sum(map(_float, numbers))
+    return float(f"{total:.12g}")
+
+
+def _float(number: int | float) -> float:
+    """`number` as a float; an int past float's range as an infinity of its sign."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def sum_costs(costs: Iterable[Value]) -> str:
-    """The exact sum of the API's decimal strings, with as many decimals as the most precise."""
-    total = Decimal(0)
+    """The exact sum of the API's decimal strings, with as many decimals as the most precise
+    (see `decimal_text`). A cost that is no number is left out (the API never sends one);
+    `NaN` (or `sNaN`) makes the sum NaN, and a sum past `Decimal`'s range is Infinity."""
+    total: Decimal | None = None  # not Decimal(0): 0 + 9E+999999 has a million digits
     for cost in costs:
         try:
-            total += Decimal(str(cost))
-        except InvalidOperation:  # not a decimal: the API never sends one; it is left out
+            value = Decimal(str(cost))
+        except InvalidOperation:
             continue
-    return f"{total:f}"
+        value = Decimal("NaN") if value.is_snan() else value
+        total = value if total is None else _SUMS.add(total, value)
+    return decimal_text(Decimal(0) if total is None else total)
+
+
+def decimal_text(value: Decimal) -> str:
+    """`value` in plain digits (`0.004550`), or, past MAX_PLAIN_DIGITS of them, in scientific
+    notation (`9E+999999`); `NaN`, `Infinity` and `-Infinity` as they are."""
+    if not value.is_finite():
+        return str(value)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    digits = max(value.adjusted(), 0) + max(-exponent, 0) + 1
+    return f"{value:f}" if digits <= MAX_PLAIN_DIGITS else str(value)
+
+
+def value_text(value: Value | object) -> str:
+    """A value as text, for formats that have only text (CSV, the table, the report): a
+    string as it is, an object or an array as JSON, a number as Python writes it (an int too
+    long for that, past 4,300 digits, in scientific notation)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json_text(value)
+    try:
+        return str(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        return f"{Decimal(value):.12E}" if isinstance(value, int) else repr(type(value))
+
+
+def finite(value: object) -> object:
+    """`value` with each NaN or infinity in it (at any depth) as `None`: JSON has no such
+    numbers, and writes `null` for them, as JavaScript's JSON.stringify does."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
+def json_text(value: object) -> str:
+    """`value` as JSON text (UTF-8 as it is, not `\\u` escapes); NaN and infinities as `null`."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or an infinity somewhere in it
+        return json.dumps(finite(value), ensure_ascii=False, allow_nan=False)

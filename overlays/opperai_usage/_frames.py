@@ -3,7 +3,9 @@ extras), one row per item, columns in the command line's order.
 
 Types: `time_bucket` a timezone-aware UTC datetime; tags strings, with nulls; summed fields
 integers (64-bit; pandas' nullable `Int64` when some are null) or, when any value is
-fractional or beyond 64 bits, floats; `cost` a 64-bit float in USD.
+fractional or beyond 64 bits, floats (an integer past float's range, such as 10**400, as an
+infinity of its sign); `cost` a 64-bit float in USD (`NaN` and `Infinity` as such; a cost
+that is no number raises `ValueError` naming the item).
 
 Why `cost` is a float: pandas has no exact decimal type of its own (a column of `Decimal`
 objects is an `object` column, which is not numeric and which plotting, `describe()` and most
@@ -19,7 +21,9 @@ Neither library is imported until one of these functions is called.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._columns import COST, TIME_BUCKET, Columns, column_values, columns_for
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["int", "float"]
 _INT64 = range(-(2**63), 2**63)
+_MAX_FLOAT = int(2.0**1023 * (2 - 2.0**-52))  # sys.float_info.max, exactly
 
 
 def _missing(library: str) -> ImportError:
@@ -49,11 +54,48 @@ def _columns(
     """The columns and each one's values."""
     columns = columns_for(items, fields, group_by)
     values = dict(zip(columns.names, column_values(items, columns), strict=True))
-    values[COST] = list(map(float, values[COST]))
+    values[COST] = _costs(values[COST])
     for name in columns.group_by:  # tags are strings (a number the API sent as a tag, too)
         if not set(map(type, values[name])) <= {str, type(None)}:
             values[name] = [None if v is None else str(v) for v in values[name]]
     return columns, values
+
+
+def _costs(costs: list[str]) -> list[float]:
+    """The API's decimal strings as floats; raises `ValueError` naming an item whose `cost` is
+    no number."""
+    try:
+        return list(map(float, costs))
+    except ValueError:
+        return [_cost(index, cost) for index, cost in enumerate(costs)]
+
+
+def _cost(index: int, cost: str) -> float:
+    try:
+        return float(cost)
+    except ValueError:
+        pass
+    try:
+        if Decimal(cost).is_nan():  # sNaN, which float() does not read
+            return math.nan
+    except InvalidOperation:
+        pass
+    raise ValueError(f"item {index}: {COST!r} is {cost!r}, which is not a number") from None
+
+
+def _floats(values: list[Any]) -> list[Any]:
+    """A float column's values: as they are, unless an int is past float's range (10**400),
+    which pandas and polars refuse: then each as a float, such an int as an infinity."""
+    if all(type(v) is not int or abs(v) <= _MAX_FLOAT for v in values):
+        return values
+    return [None if v is None else _float(v) for v in values]
+
+
+def _float(number: int | float) -> float:
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def _number_kind(name: str, values: Iterable[object]) -> Kind:
@@ -95,7 +137,7 @@ def to_pandas(
     for name in columns.fields:
         column = values[name]
         if _number_kind(name, column) == "float":
-            data[name] = pd.Series(column, dtype="float64")
+            data[name] = pd.Series(_floats(column), dtype="float64")
         else:
             data[name] = pd.Series(column, dtype="Int64" if None in column else "int64")
     data[COST] = pd.Series(values[COST], dtype="float64")
@@ -121,9 +163,9 @@ def to_polars(
     series = [pl.Series(TIME_BUCKET, values[TIME_BUCKET], dtype=pl.Datetime("us", "UTC"))]
     series += [pl.Series(name, values[name], dtype=pl.String) for name in columns.group_by]
     for name in columns.fields:
-        kind = _number_kind(name, values[name])
-        series.append(
-            pl.Series(name, values[name], dtype=pl.Int64 if kind == "int" else pl.Float64)
-        )
+        if _number_kind(name, values[name]) == "int":
+            series.append(pl.Series(name, values[name], dtype=pl.Int64))
+        else:
+            series.append(pl.Series(name, _floats(values[name]), dtype=pl.Float64))
     series.append(pl.Series(COST, values[COST], dtype=pl.Float64))
     return pl.DataFrame(series)

@@ -26,9 +26,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from opperai_usage._query import build_query
-from tests.support import API_KEY
+from tests.support import API_KEY, ROOT
 from tests.support.calls import ITEMS
-from tests.support.command_line import MODULE, ROOT, SCRIPT, environment, run
+from tests.support.command_line import MODULE, SCRIPT, environment, run
 from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
 
@@ -436,7 +436,7 @@ def test_a_closed_pipe_ends_the_command_quietly(local: LocalServer) -> None:
 def test_odd_tags_round_trip_through_csv_and_json(local: LocalServer) -> None:
     items = odd_items()
     local.script({"json": items}, {"json": items}, {"json": items})
-    as_csv = run("--server-url", local.url, *QUERY, "--format", "csv")
+    as_csv = run("--server-url", local.url, *QUERY, "--format", "csv", "--csv-raw")
     as_json = run("--server-url", local.url, *QUERY, "--format", "json")
     as_jsonl = run("--server-url", local.url, *QUERY, "--format", "jsonl")
     assert as_csv.code == as_json.code == as_jsonl.code == 0
@@ -505,7 +505,8 @@ def test_progress_shows_on_a_terminal_while_a_call_is_slow(local: LocalServer) -
     assert code == 0
     shown = [float(s) for s in re.findall(rb"waiting for the usage API (\d+\.\d) s", terminal)]
     assert len(shown) >= 2, terminal  # redrawn as time passes,
-    assert shown == sorted(shown) and shown[-1] > shown[0]  # counting up
+    assert shown == sorted(shown)  # counting up
+    assert shown[-1] > shown[0]
     assert terminal.endswith(b"\r\x1b[K")  # and is erased before the output is used
     assert stdout.decode().splitlines()[0].split() == COLUMNS
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.command_line import ROOT, run
+from tests.support import ROOT
+from tests.support.command_line import run
 from tests.support.servers import LocalServer
 
 ARTIFACTS = ROOT / ".artifacts"

@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl
 import pytest
 
 from tests.support import API_KEY
+from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
-from tests.support.toolrun import closed_port_url, nox, tool
+from tests.support.toolrun import nox, tool
 
 BUCKET = "2026-11-01T00:00:00Z"
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from tests.support import ROOT
+from tests.support.net import closed_port_url
 from tests.support.toolrun import (
     BAD_SOURCES,
     UPSTREAM,
     bad_source,
-    closed_port_url,
     git,
     nox,
     pointer,

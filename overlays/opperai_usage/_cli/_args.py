@@ -23,9 +23,14 @@ FLAGS = {
     "timeout_ms": "--timeout",
 }
 FORMATS = ("table", "csv", "json", "jsonl")
-_SPAN = re.compile(r"(\d+)([hdw])")
+_SPAN = re.compile(r"([0-9]+)([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 _UTC = dt.timezone.utc
+#: `--timeout` at most: a day per attempt (far past any real answer, and inside what the
+#: timers below the client take).
+MAX_TIMEOUT_S = 86_400
+#: `--last` at most: 100 years, in each unit.
+MAX_SPAN = {"h": 876_000, "d": 36_500, "w": 5_214}
 
 
 def _seconds(text: str) -> float:
@@ -35,27 +40,36 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    if value > MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_TIMEOUT_S} seconds (a day), not {text!r}"
+        )
     return value
 
 
 def _span(text: str) -> dt.timedelta:
     match = _SPAN.fullmatch(text.strip())
-    if not match or int(match[1]) == 0:
+    if not match or not match[1].lstrip("0"):
         raise argparse.ArgumentTypeError(
             f"must be a count and a unit, h (hours), d (days) or w (weeks), such as 7d, "
             f"not {text!r}"
         )
-    return dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    digits, unit = match[1].lstrip("0"), match[2]
+    count = int(digits) if len(digits) <= len(str(MAX_SPAN[unit])) else MAX_SPAN[unit] + 1
+    if count > MAX_SPAN[unit]:
+        limits = ", ".join(f"{limit}{name}" for name, limit in MAX_SPAN.items())
+        raise argparse.ArgumentTypeError(f"must be at most 100 years ({limits}), not {text!r}")
+    return dt.timedelta(**{_UNITS[unit]: count})
 
 
 def _month(text: str) -> tuple[dt.datetime, dt.datetime]:
     try:
         start = dt.datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=_UTC)
-    except ValueError:
+        following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    except ValueError:  # not a month, or 9999-12 (which ends in year 10000)
         raise argparse.ArgumentTypeError(
-            f"must be a month as YYYY-MM, such as 2026-11, not {text!r}"
+            f"must be a month as YYYY-MM, such as 2026-11 (0001-01 to 9999-11), not {text!r}"
         ) from None
-    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     return start, following
 
 
@@ -132,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="table (default): aligned, with totals; csv (RFC 4180); json (one "
         "array); jsonl (one object a line)",
+    )
+    output.add_argument(
+        "--csv-raw",
+        action="store_true",
+        help="with --format csv: write text cells exactly as the API sent them; by default a "
+        "cell that starts with =, +, -, @, a tab or a carriage return gets a leading ' so "
+        "that a spreadsheet shows it as text instead of running it as a formula",
     )
     output.add_argument(
         "-o",

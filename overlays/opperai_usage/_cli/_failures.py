@@ -1,5 +1,10 @@
 """One line on stderr for each way the command fails, its exit status, and the key kept out of
-it: the error class, the status, the message and the request id."""
+it: the error class, the status, the message and the request id.
+
+What a server sent (an error body, a message, a 422 detail) is shown with the key redacted in
+every form it can take there (`_redact`) and its control characters escaped (`_text`): a
+server or a proxy must not be able to print the key, or to write to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from typing import TextIO
 import httpx
 
 from .. import _credentials
+from .._redact import redact
+from ._text import printable
 
 PROG = "opper-usage"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -23,10 +30,24 @@ class UsageError(Exception):
     """Bad usage noticed after parsing: a one-line message, exit status 2, nothing sent."""
 
 
+class OutputError(Exception):
+    """The output could not be written (a full disk, a device that refuses it): a one-line
+    message, exit status 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) while an output file was being written, raised so that the
+    temporary file is removed on the way out; the command exits with 128 + the signal."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
 def one_line(text: str, secrets: Sequence[str]) -> str:
-    text = " ".join(text.split())
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
+    """`text` on one line, fit for a terminal: each secret redacted (in any spelling),
+    whitespace collapsed, control characters escaped, and cut to MAX_ERROR_CHARS."""
+    text = printable(" ".join(redact(text, secrets).split()))
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 1] + "…"
     return text
@@ -39,12 +60,17 @@ def _detail(data: object) -> str:
         return f": {detail}"
     if isinstance(detail, list):
         parts = [
-            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}"
-            for d in detail
-            if isinstance(d, dict)
+            f"{_location(d.get('loc'))}: {d.get('msg', '')}" for d in detail if isinstance(d, dict)
         ]
         return f": {'; '.join(parts)}" if parts else ""
     return ""
+
+
+def _location(loc: object) -> str:
+    """A 422 detail's `loc` (a list of names and indexes; anything else shown as it is)."""
+    if isinstance(loc, list | tuple):
+        return ".".join(map(str, loc))
+    return "" if loc is None else str(loc)
 
 
 def describe_failure(error: Exception) -> str:
@@ -80,4 +106,4 @@ def show_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    print(f"{PROG}: warning: {one_line(str(message), key_values())}", file=sys.stderr)

@@ -2,10 +2,11 @@
 CSV, JSON or JSON Lines, and optionally a self-contained HTML report.
 
 Exit status: 0 when done; 1 when the API or the network failed (one line on stderr: the error
-class, the status, the message and the request id); 2 for bad usage or bad arguments, including
-what the library refuses before sending anything (nothing is sent then); 130 on Ctrl-C; 141
-when whatever reads the output stops early (`| head`), as for any program that meets a closed
-pipe.
+class, the status, the message and the request id), or the output could not be written (a full
+disk); 2 for bad usage or bad arguments, including what the library refuses before sending
+anything (nothing is sent then); 130 on Ctrl-C; 141 when whatever reads the output stops early
+(`| head`), as for any program that meets a closed pipe; 143 (129) on SIGTERM (SIGHUP) while a
+file is being written, which is then left as it was.
 
 The API key is read from `OPPER_API_KEY` or `OPPER_HTTP_BEARER` only: a key given as an
 argument would show in `ps` and in shell history.
@@ -37,27 +38,36 @@ from ._failures import (
     EXIT_OK,
     EXIT_USAGE,
     PROG,
+    OutputError,
+    Terminated,
     UsageError,
     describe_failure,
     key_values,
     one_line,
     show_warning,
 )
-from ._files import check_output, write_file, write_stdout
+from ._files import check_output, silence_stdout, write_file, write_stdout
 from ._progress import Progress
+from ._text import REPLACE
 from ._writers import write_csv, write_json, write_jsonl
 
 _UTC = dt.timezone.utc
+#: Each format's encoding error handler, for what UTF-8 cannot hold (a lone surrogate in a
+#: tag): JSON writes it as the escape `\ud800` (the same string, read back), text formats
+#: as U+FFFD.
+ERRORS = {"table": REPLACE, "csv": REPLACE, "json": "backslashreplace", "jsonl": "backslashreplace"}
 
 
 def _writer(
-    form: str, items: Sequence[Any], columns: Columns, width: int | None
+    args: argparse.Namespace, items: Sequence[Any], columns: Columns, width: int | None
 ) -> Callable[[IO[str]], object]:
-    if form == "table":
+    if args.format == "table":
         from ._table import render_table
 
         return lambda out: out.write(render_table(items, columns, width))
-    write = {"csv": write_csv, "json": write_json, "jsonl": write_jsonl}[form]
+    if args.format == "csv":
+        return lambda out: write_csv(items, columns, out, raw=args.csv_raw)
+    write = {"json": write_json, "jsonl": write_jsonl}[args.format]
     return lambda out: write(items, columns, out)
 
 
@@ -83,6 +93,8 @@ def _query_description(args: argparse.Namespace, arguments: dict[str, Any], sent
 
 def run(args: argparse.Namespace) -> int:
     """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
+    if args.csv_raw and args.format != "csv":
+        raise UsageError("--csv-raw is for --format csv")
     from_date, to_date = time_range(args, dt.datetime.now(_UTC))
     fields: list[str] = args.fields or []
     group_by: list[str] = args.group_by or []
@@ -120,14 +132,15 @@ def run(args: argparse.Namespace) -> int:
         from ._report import render_report
 
         page = render_report(items, columns, _query_description(args, arguments, sent[-1]))
-        write_file(report, lambda out: out.write(page))
+        write_file(report, lambda out: out.write(page), REPLACE)
     table = args.format == "table"
+    errors = ERRORS[args.format]
     if output is not None:
-        write_file(output, _writer(args.format, items, columns, None))
+        write_file(output, _writer(args, items, columns, None), errors)
     else:
         to_terminal = table and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if to_terminal else None
-        write_stdout(_writer(args.format, items, columns, width), table)
+        write_stdout(_writer(args, items, columns, width), table, errors)
     return EXIT_OK
 
 
@@ -152,12 +165,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             line = one_line(describe_failure(error), key_values())
             print(f"{PROG}: {line}", file=sys.stderr)
             return EXIT_FAILED
+        except OutputError as error:
+            print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
+            return EXIT_FAILED
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except Terminated as signalled:
+            print(f"{PROG}: terminated", file=sys.stderr)
+            return 128 + signalled.signal_number
         except BrokenPipeError:
             # The reader has gone (`| head`): stop quietly, and keep Python's own flush of
             # stdout at exit from failing again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            silence_stdout()
             return EXIT_BROKEN_PIPE
+        except OSError as error:  # anything else the system refused: one line all the same
+            print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
+            return EXIT_FAILED

@@ -4,6 +4,10 @@ bucket (stacked by the first group-by key), the data as a table, and the query b
 Nothing is loaded from anywhere: no scripts, fonts, images or style sheets, and a
 Content-Security-Policy that forbids them, so the page opens the same offline, from a mail
 attachment or from a ticket. Every value is escaped: tags are whatever the API's users put there.
+
+The chart draws the costs that are numbers a chart can scale (finite, under `MAX_CHART_COST`);
+any other (`NaN`, `Infinity`, `9E+999999`) is left out of the bars and shown as sent in the
+data table, and the totals say what it makes of them (NaN, Infinity).
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import TYPE_CHECKING
 
-from .._columns import Columns, Value, rows, sum_costs, sum_numbers, time_text
+from .._columns import (
+    Columns,
+    Value,
+    decimal_text,
+    rows,
+    sum_costs,
+    sum_numbers,
+    time_text,
+    value_text,
+)
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -31,6 +44,9 @@ TOP, RIGHT, BOTTOM, LEFT = 16, 16, 40, 80
 #: Bars are this wide at most; narrower (down to MIN_BAND) to fit ~880 px, then the chart scrolls.
 MAX_BAND, MIN_BAND, TARGET_WIDTH = 64.0, 5.0, 880.0
 CHAR_PX = 7.0  # an 12 px sans-serif digit, roughly: spaces the bucket labels
+#: Costs from this size on (a trillion dollars, per item) are not drawn: far past any real
+#: cost, and a chart scaled to them would show nothing else.
+MAX_CHART_COST = Decimal(10) ** 12
 
 CSS = """
 :root { color-scheme: light; --ink: #1f2328; --muted: #656d76; --line: #d0d7de; }
@@ -101,10 +117,12 @@ class Bucket:
 
 
 def _decimal(cost: str) -> Decimal:
+    """A cost as the chart draws it: a number it can scale, else nothing (0)."""
     try:
-        return Decimal(cost)
+        value = Decimal(cost)
     except InvalidOperation:
         return Decimal(0)
+    return value if value.is_finite() and abs(value) < MAX_CHART_COST else Decimal(0)
 
 
 def _stack(
@@ -115,7 +133,7 @@ def _stack(
     cells: dict[tuple[dt.datetime, str | None], Decimal] = {}
     for item in items:
         raw = item.additional_properties.get(key) if key is not None else None
-        value = None if raw is None else str(raw)
+        value = None if raw is None else value_text(raw)
         cost = _decimal(item.cost)
         by_value[value] = by_value.get(value, Decimal(0)) + cost
         cell = (item.time_bucket, value)
@@ -148,9 +166,17 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when
 
 
+def _in_utc(when: dt.datetime) -> dt.datetime:
+    """`when` in UTC; as it is when UTC is out of years 1-9999 (`0001-01-01T00:00+01:00`)."""
+    try:
+        return _utc(when).astimezone(dt.timezone.utc)
+    except OverflowError:
+        return when
+
+
 def _bucket_label(buckets: Sequence[Bucket]) -> str:
     """The shortest strftime format that tells these buckets apart (year, month, day, time)."""
-    times = [_utc(b.when).astimezone(dt.timezone.utc) for b in buckets]
+    times = [_in_utc(b.when) for b in buckets]
     if all(t.time() == dt.time() for t in times):
         if all(t.day == 1 for t in times):
             return "%Y" if all(t.month == 1 for t in times) else "%Y-%m"
@@ -198,7 +224,7 @@ def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
             f'y2="{y:.1f}"/><text class="ylab" x="{LEFT - 8}" y="{y + 4:.1f}">'
             f"{_money(step * tick, step)}</text>"
         )
-    labels = [_utc(b.when).astimezone(dt.timezone.utc).strftime(fmt) for b in buckets]
+    labels = [_in_utc(b.when).strftime(fmt) for b in buckets]
     every = max(1, math.ceil((max(map(len, labels), default=0) * CHAR_PX + 12) / band))
     bar_width = max(1.0, band * 0.78)
     for position, bucket in enumerate(buckets):
@@ -206,8 +232,8 @@ def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
         moment = time_text(bucket.when)
         total = bucket.total
         out.append(
-            f'<g class="bar" data-bucket="{moment}" data-cost="{total:f}">'
-            f"<title>{escape(labels[position])}: ${total:f}</title>"
+            f'<g class="bar" data-bucket="{moment}" data-cost="{decimal_text(total)}">'
+            f"<title>{escape(labels[position])}: ${decimal_text(total)}</title>"
         )
         y = float(base)
         for slot, colour in enumerate(series):
@@ -219,7 +245,7 @@ def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
             out.append(
                 f'<rect class="s{slot}" fill="{colour.colour}" x="{x:.2f}" y="{y:.2f}" '
                 f'width="{bar_width:.2f}" height="{h:.2f}"><title>{escape(labels[position])}, '
-                f"{escape(colour.label)}: ${cost:f}</title></rect>"
+                f"{escape(colour.label)}: ${decimal_text(cost)}</title></rect>"
             )
         out.append("</g>")
         if position % every == 0:
@@ -237,11 +263,8 @@ def _svg(series: list[Series], buckets: list[Bucket], key: str | None) -> str:
 def _cell(value: Value, numeric: bool) -> str:
     if value is None:
         return '<td class="null">null</td>'
-    return (
-        f'<td class="num">{escape(str(value))}</td>'
-        if numeric
-        else f"<td>{escape(str(value))}</td>"
-    )
+    text = escape(value_text(value))
+    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
 
 
 def _data_table(items: Sequence[GetUsageResultItem], columns: Columns) -> str:
@@ -259,8 +282,11 @@ def _data_table(items: Sequence[GetUsageResultItem], columns: Columns) -> str:
     by_column = list(zip(*values, strict=True)) or [() for _ in names]
     foot = [f"<td>total, {len(values)} item{'' if len(values) == 1 else 's'}</td>"]
     foot += ["<td></td>"] * len(columns.group_by)
-    foot += [f'<td class="num">{sum_numbers(c)}</td>' for c in by_column[first_number:-1]]
-    foot.append(f'<td class="num">{sum_costs(by_column[-1])}</td>')
+    foot += [
+        f'<td class="num">{escape(value_text(sum_numbers(c)))}</td>'
+        for c in by_column[first_number:-1]
+    ]
+    foot.append(f'<td class="num">{escape(sum_costs(by_column[-1]))}</td>')
     return (
         f'<table class="data"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n'
         f"<tfoot><tr>{''.join(foot)}</tr></tfoot></table>"
@@ -280,7 +306,7 @@ def render_report(
     total = sum_costs(item.cost for item in items)
     if buckets:
         fmt = _bucket_label(buckets)
-        first, last = (_utc(b.when).astimezone(dt.timezone.utc) for b in (buckets[0], buckets[-1]))
+        first, last = (_in_utc(b.when) for b in (buckets[0], buckets[-1]))
         span = f"time buckets from {first:{fmt}} to {last:{fmt}} (UTC)"
     else:
         span = "no usage in the range asked for"
@@ -299,7 +325,7 @@ def render_report(
         else ""
     )
     stats = [
-        (f"${total}", "total cost (USD)"),
+        (f"${escape(total)}", "total cost (USD)"),
         (f"{len(items):,}", "items"),
         (f"{len(buckets):,}", "time buckets"),
         (f"{len(series):,}", f"series ({escape(key)})" if key else "series"),

@@ -11,7 +11,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .._columns import Columns, Value, rows, sum_costs, sum_numbers
+from .._columns import Columns, Value, rows, sum_costs, sum_numbers, value_text
+from ._text import printable
 
 if TYPE_CHECKING:
     from ..models import GetUsageResultItem
@@ -47,27 +48,44 @@ def shorten(text: str, width: int) -> str:
 
 
 def _printable(value: Value) -> str:
-    """A cell's text: control characters (a line break in a tag) escaped, as `repr` shows them."""
+    """A cell's text: control characters (a line break in a tag) escaped, as `repr` shows them;
+    an object or an array as JSON."""
     if value is None:
         return NULL
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(value_text(value))
 
 
 def _fit(widths: list[int], shrinkable: Sequence[int], limit: int) -> list[int]:
-    """Widths that fit `limit` cells (with the gaps), taking from the widest text column first."""
+    """Widths that fit `limit` cells (with the gaps), taking from the widest text column first:
+    the text columns wider than MIN_TEXT_WIDTH are cut to one level (and one cell less for the
+    first of them, as far as needed), never below MIN_TEXT_WIDTH. Found by bisection, so a
+    tag of 50 MB costs no more than a short one."""
     widths = list(widths)
-    floor = {i: min(widths[i], MIN_TEXT_WIDTH) for i in shrinkable}
     excess = sum(widths) + len(GAP) * (len(widths) - 1) - limit
-    while excess > 0:
-        candidates = [i for i in shrinkable if widths[i] > floor[i]]
-        if not candidates:
-            break
-        widest = max(candidates, key=lambda i: widths[i])
-        widths[widest] -= 1
-        excess -= 1
+    wide = [i for i in shrinkable if widths[i] > MIN_TEXT_WIDTH]
+    if excess <= 0 or not wide:
+        return widths
+
+    def cut(level: int) -> int:  # cells saved by cutting every wide column to `level`
+        return sum(max(0, widths[i] - level) for i in wide)
+
+    if cut(MIN_TEXT_WIDTH) <= excess:
+        for i in wide:
+            widths[i] = MIN_TEXT_WIDTH
+        return widths
+    low, high = MIN_TEXT_WIDTH, max(widths[i] for i in wide)  # cut(low) > excess >= cut(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if cut(middle) > excess:
+            low = middle
+        else:
+            high = middle
+    left = excess - cut(high)  # cut to `high`, then one cell more from the first `left` of them
+    for i in wide:
+        if widths[i] >= high:
+            widths[i] = high
+            if left > 0:
+                widths[i], left = high - 1, left - 1
     return widths
 
 
@@ -89,7 +107,7 @@ def render_table(
 
     body = [[_printable(v) for v in row] for row in values]
     footer = ["" if v is None else _printable(v) for v in totals]
-    lines = [list(names), *body, footer]
+    lines = [list(map(printable, names)), *body, footer]
     widths = [max(cell_width(line[i]) for line in lines) for i in range(len(names))]
     if width is not None:
         text_columns = range(1, 1 + len(columns.group_by))
