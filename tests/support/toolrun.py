@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
+import io
 import json
 import os
 import shutil
@@ -86,17 +88,47 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def tool(module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Run:
-    """`python -m tools.<module> ARGS` in `cwd`."""
-    done = subprocess.run(
-        [sys.executable, "-m", f"tools.{module}", *args],
-        cwd=cwd,
-        env=_env({"PYTHONPATH": str(ROOT), **(env or {})}),  # tools/, whatever `cwd` is
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT_S,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
+    """`python -m tools.<module> ARGS` in `cwd`, run in this process: its `main(argv)` with
+    standard output and error captured, `cwd` and `env` in place for the call. The tools' own
+    start-up (openapi-core alone takes half a second to import) is paid once per test worker;
+    the nox sessions' tests run each tool as a separate process, as a maintainer does."""
+    main = importlib.import_module(f"tools.{module}").main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        _environment(_env(env)),
+        _working_directory(cwd),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors, --help
+            code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+    return Run(code, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    """The working directory set to `folder` for the block (contextlib.chdir is 3.11+)."""
+    saved = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """`os.environ` replaced by `env` for the block."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def nox(session: str, *args: str, root: Path = ROOT, env: dict[str, str] | None = None) -> Run:

@@ -1,6 +1,7 @@
 """`live-contract`, offline: the local Opper-compatible server stands in for the API, and its
 fault script makes it drift (`cost` as a number, an undocumented status, a missing
-`time_bucket`). Run as a maintainer or CI runs it: a subprocess, its output and exit code."""
+`time_bucket`). Its output and exit code are checked: through `main()` in this process, and
+once as `nox -s live-contract`, a separate process, as a maintainer or CI runs it."""
 
 from __future__ import annotations
 
