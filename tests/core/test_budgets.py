@@ -32,7 +32,7 @@ from opperai_usage._deadline import (
 )
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support import API_KEY
-from tests.support.calls import Usage
+from tests.support.calls import Usage, timed
 from tests.support.net import open_connections
 from tests.support.servers import LocalServer, answer_empty_list, serving
 
@@ -40,29 +40,21 @@ from tests.support.servers import LocalServer, answer_empty_list, serving
 SLOW_BODY = "[]" + " " * 10
 
 
-def timed(call: Any) -> tuple[float, BaseException | None]:
-    started = time.monotonic()
-    try:
-        call()
-    except Exception as error:
-        return time.monotonic() - started, error
-    return time.monotonic() - started, None
-
-
 def test_a_body_dribbled_slower_than_the_budget_ends_at_the_budget(
     local: LocalServer, usage: Usage
 ) -> None:
-    """0.3 s per byte, each byte well within httpx's per-read timeout: the attempt still ends
-    at timeout_ms (0.4 s), not when the next byte arrives (0.6 s). (The second byte is due
-    0.1 s before the budget ends, time enough to arrive before it on a loaded machine.)"""
-    local.script({"body": SLOW_BODY, "dribble_ms": 300})
-    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=400, retry_config=None))
+    """0.5 s per byte, each byte well within httpx's per-read timeout: the attempt still ends
+    at timeout_ms (0.6 s), not when the next byte arrives (1.0 s), nor a budget after the
+    last byte (1.1 s). (The first byte is due 0.1 s before the budget ends, time enough to
+    arrive before it on a loaded machine; 0.4 s are left for a late finish.)"""
+    local.script({"body": SLOW_BODY, "dribble_ms": 500})
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=600, retry_config=None))
     assert type(error) is httpx.ReadTimeout
     assert str(error) == (
-        "no complete answer within the attempt's time budget of 0.400s "
+        "no complete answer within the attempt's time budget of 0.600s "
         "(timeout_ms, or what was left of the retries' max_elapsed_time)"
     )
-    assert 0.39 <= elapsed < 0.6, elapsed
+    assert 0.59 <= elapsed < 1.0, elapsed
 
 
 def test_max_elapsed_time_bounds_the_first_attempt_too(local: LocalServer, usage: Usage) -> None:

@@ -13,7 +13,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 
 from opperai_usage import Opper
 from tests.support import API_KEY
+from tests.support.calls import timed
 from tests.support.command_line import run
 
 BUDGET_EXCEEDED = "no complete answer within the attempt's time budget of {:.3f}s"
@@ -176,15 +177,6 @@ def one_call(mode: str, client: str, url: str, timeout_ms: int) -> None:
             await opper.analytics.get_usage_async()
 
     asyncio.run(call())
-
-
-def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
-    started = time.monotonic()
-    try:
-        call()
-    except Exception as error:
-        return time.monotonic() - started, error
-    return time.monotonic() - started, None
 
 
 #: Headers a byte each 20 ms, for about 3 s, then a body as slow: far past any budget here.

@@ -1,8 +1,10 @@
 """Calls made the way tests need them: `Usage` (one call, sync or async: the `usage` fixture),
-`Recorder` (canned answers over `httpx.MockTransport`) and `ITEMS`, an answer's items."""
+`Recorder` (canned answers over `httpx.MockTransport`), `ITEMS`, an answer's items, and `timed`,
+a call's duration and error."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -10,6 +12,16 @@ import httpx
 from opperai_usage.models import GetUsageResultItem
 
 Usage = Callable[..., list[GetUsageResultItem]]
+
+
+def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
+    """How long `call()` took, in seconds, and the exception it raised, if any."""
+    started = time.monotonic()
+    try:
+        call()
+    except Exception as error:
+        return time.monotonic() - started, error
+    return time.monotonic() - started, None
 
 
 class Recorder:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
+import select
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,6 +64,48 @@ def _control() -> httpx.Client:
     bundle) each time, tens of ms a call. No keep-alive: each call is a connection of its
     own, as with `httpx.post()`, so the server's connection counts are what they were."""
     return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The testing kit started as a process (`python -m opperai_usage.testing`)."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Host and port, for http.client."""
+        parts = urlsplit(self.url)
+        assert parts.hostname is not None
+        assert parts.port is not None
+        return parts.hostname, parts.port
+
+
+def start_kit(*args: str, env: dict[str, str] | None = None) -> Kit:
+    """`python -m opperai_usage.testing --port 0 ARGS`, once it says it is listening (within
+    10 s); `env` is added to this process's environment. Its stderr is kept apart."""
+    command = [sys.executable, "-m", "opperai_usage.testing", "--port", "0", *args]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 10)
+    line = process.stdout.readline() if ready else ""
+    if not re.fullmatch(r"listening on http://127\.0\.0\.1:\d+\n", line):
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise RuntimeError(f"the kit did not start: {line!r} {err}")
+    return Kit(line.removeprefix("listening on ").strip(), process)
 
 
 def start_process(

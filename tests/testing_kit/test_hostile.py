@@ -9,9 +9,7 @@ threads, and `/_control/` must not be scriptable or readable from a web page.
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -30,47 +28,12 @@ import pytest
 from opperai_usage.testing import UsageServer, _aggregate, _state
 from opperai_usage.testing._handler import MAX_BODY
 from opperai_usage.testing._state import MAX_HEADER_VALUE, MAX_RECORDED_BYTES
-from tests.support import ROOT
-from tests.support.servers import LocalServer
+from tests.support.servers import Kit, LocalServer, start_kit
 
 UTC = timezone.utc
 USAGE = "/v2/analytics/usage"
 AUTH = {"Authorization": "Bearer test"}
 PROG = "python -m opperai_usage.testing"
-
-
-@dataclass(frozen=True)
-class Kit:
-    """A kit started as a process: its base URL, port and process."""
-
-    url: str
-    process: subprocess.Popen[str]
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-
-def start_kit(*args: str, env: dict[str, str] | None = None) -> Kit:
-    """`python -m opperai_usage.testing --port 0 ARGS`, once it says it is listening; `env`
-    is added to this process's environment."""
-    command = [sys.executable, "-m", "opperai_usage.testing", "--port", "0", *args]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 10)
-    line = process.stdout.readline() if ready else ""
-    if not re.fullmatch(r"listening on http://127\.0\.0\.1:\d+\n", line):
-        process.kill()
-        _, err = process.communicate(timeout=10)
-        pytest.fail(f"the kit did not start: {line!r} {err}")
-    return Kit(line.removeprefix("listening on ").strip(), process)
 
 
 def stop_kit(kit: Kit) -> None:

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -20,71 +19,24 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from opperai_usage.testing import UsageServer, _handler, _server
+from tests.support.servers import Kit, start_kit
 
 UTC = timezone.utc
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 API_KEY = "sk-test-0123456789"
 USAGE = "/v2/analytics/usage"
 WIDE = {"from_date": "2000-01-01T00:00:00Z", "to_date": "2100-01-01T00:00:00Z"}
 
 
-@dataclass(frozen=True)
-class Running:
-    """A started server: its base URL and process."""
-
-    url: str
-    process: subprocess.Popen[str]
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Host and port, for http.client."""
-        parts = urlsplit(self.url)
-        assert parts.hostname is not None
-        assert parts.port is not None
-        return parts.hostname, parts.port
-
-
-def start(*args: str) -> Running:
-    """Start `python -m opperai_usage.testing --port 0`; wait (at most 10 s) for its ready line."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "opperai_usage.testing",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 10)
-    line = process.stdout.readline() if ready else ""
-    if not re.fullmatch(r"listening on http://127\.0\.0\.1:\d+\n", line):
-        process.kill()
-        _, err = process.communicate(timeout=10)
-        pytest.fail(f"server did not start: {line!r} {err}")
-    return Running(line.removeprefix("listening on ").strip(), process)
-
-
-def stop(server: Running, signum: int) -> tuple[int, str, str]:
+def stop(server: Kit, signum: int) -> tuple[int, str, str]:
     """Signal the server; return its exit code and remaining stdout and stderr."""
     server.process.send_signal(signum)
     out, err = server.process.communicate(timeout=10)
@@ -97,9 +49,9 @@ def thread_count(pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Running]:
+def server() -> Iterator[Kit]:
     """One server (with a fixed API key) for the whole module; it must exit 0 on SIGTERM."""
-    running = start("--api-key", API_KEY)
+    running = start_kit("--api-key", API_KEY)
     try:
         yield running
     finally:
@@ -109,7 +61,7 @@ def server() -> Iterator[Running]:
 
 
 @pytest.fixture
-def client(server: Running) -> Iterator[httpx.Client]:
+def client(server: Kit) -> Iterator[httpx.Client]:
     """An authorised client on a freshly reset server."""
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=5) as http:
@@ -131,7 +83,7 @@ def items(response: httpx.Response) -> list[dict[str, Any]]:
     return body
 
 
-def test_requires_a_bearer_token(client: httpx.Client, server: Running) -> None:
+def test_requires_a_bearer_token(client: httpx.Client, server: Kit) -> None:
     expected = {
         "type": "UnauthorizedError",
         "message": "The request is unauthorized",
@@ -147,7 +99,7 @@ def test_requires_a_bearer_token(client: httpx.Client, server: Running) -> None:
 
 
 def test_any_token_without_api_key_and_clean_sigint_exit(client: httpx.Client) -> None:
-    running = start("--seed", "3")
+    running = start_kit("--seed", "3")
     try:
         with httpx.Client(base_url=running.url, timeout=5) as http:
             response = http.get(USAGE, params=WIDE, headers={"Authorization": "Bearer whatever"})
@@ -214,7 +166,7 @@ def test_every_bad_parameter_is_listed(client: httpx.Client) -> None:
 
 def test_now_fixes_the_data_and_the_default_month() -> None:
     """`--now`: the 60 days of data end with that day, and no dates means that month."""
-    running = start("--seed", "5", "--now", "2026-02-10T15:00:00Z")
+    running = start_kit("--seed", "5", "--now", "2026-02-10T15:00:00Z")
     try:
         with httpx.Client(base_url=running.url, timeout=5) as http:
             auth = {"Authorization": "Bearer any"}
@@ -421,7 +373,7 @@ def test_scripted_drop_disconnects(client: httpx.Client) -> None:
     items(client.get(USAGE))
 
 
-def test_scripted_truncate_sends_half_the_body(client: httpx.Client, server: Running) -> None:
+def test_scripted_truncate_sends_half_the_body(client: httpx.Client, server: Kit) -> None:
     body = {"padding": "x" * 100}
     script(client, {"json": body, "truncate": True}, {"json": body, "truncate": True})
     with pytest.raises(httpx.RemoteProtocolError):
@@ -465,7 +417,7 @@ def test_scripted_synthetic_items(client: httpx.Client) -> None:
     assert all(row["total_tokens"] > row["completion_tokens"] for row in rows)
 
 
-def test_stats_count_attempts_and_connections(client: httpx.Client, server: Running) -> None:
+def test_stats_count_attempts_and_connections(client: httpx.Client, server: Kit) -> None:
     script(client, {"drop": True}, {"status": 500})
     with httpx.Client(base_url=server.url, timeout=5) as fresh:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -475,7 +427,7 @@ def test_stats_count_attempts_and_connections(client: httpx.Client, server: Runn
         assert fresh.get("/_control/stats").json() == {"requests": 3, "connections": 2}
 
 
-def test_requests_are_recorded_with_auth_redacted(client: httpx.Client, server: Running) -> None:
+def test_requests_are_recorded_with_auth_redacted(client: httpx.Client, server: Kit) -> None:
     client.get(USAGE, params={"fields": "total_tokens"}, headers={"X-Trace": "abc"})
     with httpx.Client(base_url=server.url, timeout=5) as anonymous:
         anonymous.get(USAGE)
@@ -537,7 +489,7 @@ def test_other_paths_are_not_found_and_recorded(client: httpx.Client) -> None:
     assert client.get(USAGE).status_code == 500  # only usage requests use up the script
 
 
-def test_concurrent_keepalive_connections_leave_no_threads(server: Running) -> None:
+def test_concurrent_keepalive_connections_leave_no_threads(server: Kit) -> None:
     """200 connections open at once are all served and reused, and their threads end."""
     httpx.post(f"{server.url}/_control/reset").raise_for_status()
     pid = server.process.pid
