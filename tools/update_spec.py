@@ -35,7 +35,7 @@ SPEC = Path("openapi.yaml")
 OVERLAY = Path("openapi-overlay.yaml")
 HEADER = """\
 # Written by `nox -s update-spec` from Opper's API description (info.x-upstream) and
-# openapi-overlay.yaml: change the overlay, not this file. README: "When the API changes".
+# openapi-overlay.yaml: change the overlay, not this file. CONTRIBUTING.md: "When the API changes".
 """
 
 
