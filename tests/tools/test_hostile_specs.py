@@ -204,6 +204,36 @@ def test_a_ref_cycle_is_named_and_refused(
     assert not (tmp_path / "openapi.yaml").exists()
 
 
+@pytest.mark.parametrize("where", ["URL", "file beside it"])
+def test_an_external_ref_is_refused_and_nothing_is_fetched(tmp_path: Path, where: str) -> None:
+    """A description from a URL may point anywhere: a `$ref` to another document (a URL on
+    this machine that counts its requests, or a file next to the source) is refused by name,
+    and nothing is read from it."""
+    asked: list[str] = []
+
+    class Counting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Counting)) as server:
+        if where == "URL":
+            ref = f"http://127.0.0.1:{server.server_port}/other.json#/Item"
+        else:
+            write_json(tmp_path / "other.json", {"Item": {"type": "object"}})
+            ref = "other.json#/Item"
+        document = upstream()
+        _schemas(document)["GetUsageResultItem"]["properties"]["other"] = {"$ref": ref}
+        source = write_json(tmp_path / "external.json", document)
+        for run in _both_tools(tmp_path, source):
+            _one_line_exit_2(run, f"only references to #/components/... are read, not {ref}")
+    assert asked == []
+    assert not (tmp_path / "openapi.yaml").exists()
+
+
 def test_a_recursive_type_is_still_read(tmp_path: Path) -> None:
     """A tree (items that refer to the schema they are in) is a real type, not a cycle."""
     document = upstream()
