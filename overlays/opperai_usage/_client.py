@@ -225,15 +225,7 @@ class Opper:
         http_headers: Mapping[str, str] | None,
     ) -> tuple[httpx.Request, float]:
         """The request, with credentials and headers, and its per-attempt time budget (s)."""
-        check_server_url("server_url", server_url, DEFAULT_SERVER_URL)
-        check_timeout_ms("timeout_ms", timeout_ms)
-        if http_headers is not None:
-            check_headers(http_headers)
-        url = (server_url or self._server_url).rstrip("/") + path
-        if params:  # encoded here: httpx's params= merging costs more than the rest of a call
-            url += "?" + str(httpx.QueryParams(params))
-            if len(url) > MAX_URL_LENGTH:
-                raise _too_long(url, params)
+        url = self._checked_url(path, params, server_url, timeout_ms, http_headers)
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         key = self._api_key.value() if self._api_key is not None else None
         if key:
@@ -247,6 +239,26 @@ class Opper:
         timeout_s = (timeout_ms or self._timeout_ms) / 1000
         # no timeout= here: each attempt sets its own (see _transport), from timeout_s
         return client.build_request(method, url, headers=headers), timeout_s
+
+    def _checked_url(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        server_url: str | None,
+        timeout_ms: int | float | None,
+        http_headers: Mapping[str, str] | None,
+    ) -> str:
+        """The request's URL, once the per-call settings are checked (and it is not too long)."""
+        check_server_url("server_url", server_url, DEFAULT_SERVER_URL)
+        check_timeout_ms("timeout_ms", timeout_ms)
+        if http_headers is not None:
+            check_headers(http_headers)
+        url = (server_url or self._server_url).rstrip("/") + path
+        if params:  # encoded here: httpx's params= merging costs more than the rest of a call
+            url += "?" + str(httpx.QueryParams(params))
+            if len(url) > MAX_URL_LENGTH:
+                raise _too_long(url, params)
+        return url
 
     def _retry_policy(self, retries: RetryConfig | Unset | None) -> RetryPolicy:
         check_retries("retries", retries)

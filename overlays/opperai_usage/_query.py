@@ -49,6 +49,17 @@ def _whole_minute_offset(name: str, value: dt.datetime) -> dt.datetime:
         raise InvalidArgumentError(name, f"{name} is out of range in UTC: {value!r}") from None
 
 
+def as_utc(name: str, value: object) -> dt.datetime:
+    """A date argument as the aware UTC instant the API reads it as (no offset: UTC)."""
+    moment = _as_datetime(name, value)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    try:
+        return moment.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise InvalidArgumentError(name, f"{name} is out of range in UTC: {value!r}") from None
+
+
 def _as_enum(enum_type: type[enum.Enum], name: str, value: object) -> enum.Enum:
     if isinstance(value, enum_type):
         return value

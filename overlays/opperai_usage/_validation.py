@@ -74,6 +74,12 @@ def check_timeout_ms(name: str, value: object) -> None:
         raise invalid(name, f"must be a positive number of milliseconds, not {value!r}")
 
 
+def check_count(name: str, value: object, what: str) -> None:
+    """An int of at least 1 (not a bool, which is an int to Python but never a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid(name, f"must be an int >= 1 ({what}), not {value!r}")
+
+
 def check_retries(name: str, value: object) -> None:
     """A `RetryConfig`, `None` (no retries) or `UNSET` (the client's)."""
     from ._retries import RetryConfig  # it imports this module
