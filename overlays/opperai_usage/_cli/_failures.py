@@ -74,7 +74,13 @@ def _location(loc: object) -> str:
 
 
 def describe_failure(error: Exception) -> str:
-    """The error class, status (or "no answer"), message and request id, in one line."""
+    """The error class, status (or "no answer"), message and request id, in one line, and
+    the window it belongs to when the range was fetched in windows."""
+    window = getattr(error, "usage_window", None)
+    return _failure(error) + ("" if window is None else f" in the window {window}")
+
+
+def _failure(error: Exception) -> str:
     from ..errors import OpperError
 
     name = type(error).__name__

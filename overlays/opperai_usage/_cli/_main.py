@@ -91,6 +91,22 @@ def _query_description(args: argparse.Namespace, arguments: dict[str, Any], sent
     return Query(sent, pairs, command)
 
 
+def _fetch(opper: Opper, arguments: dict[str, Any]) -> tuple[list[Any], int]:
+    """The items and how many windows they took: one call, or window by window when the range
+    needs more than one (`iter_usage`), with how many are done in the progress line."""
+    windowed = opper.analytics.iter_usage(**arguments)
+    if windowed.windows == 1:  # one request, exactly as the library's one call sends it
+        windowed.close()
+        with Progress(sys.stderr, "waiting for the usage API"):
+            return opper.analytics.get_usage(**arguments), 1
+
+    def done() -> str:
+        return f"{windowed.windows_done} of {windowed.windows} windows"
+
+    with Progress(sys.stderr, "waiting for the usage API", status=done):
+        return list(windowed), windowed.windows
+
+
 def run(args: argparse.Namespace) -> int:
     """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
     if args.csv_raw and args.format != "csv":
@@ -124,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
     with (
         httpx.Client(follow_redirects=True, event_hooks={"request": [record]}) as client,
         Opper(server_url=args.server_url, timeout_ms=timeout_ms, client=client) as opper,
-        Progress(sys.stderr, "waiting for the usage API"),
     ):
-        items = opper.analytics.get_usage(**arguments)
+        items, windows = _fetch(opper, arguments)
+    if windows > 1:  # fetched at once: the earliest window's request stands for them all
+        sent.append(f"{min(sent)} (the first of {windows} windows)")
 
     if report is not None:
         from ._report import render_report

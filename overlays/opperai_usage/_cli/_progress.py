@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -25,11 +26,20 @@ def wanted(stream: TextIO) -> bool:
 
 class Progress:
     """`with Progress(sys.stderr, "waiting for ..."):` redraws `| waiting for ... 1.2 s` on
-    `stream` every 0.1 s once the block has run for 0.5 s, and erases it when the block ends."""
+    `stream` every 0.1 s once the block has run for 0.5 s, and erases it when the block ends.
+    `status()`, when given, is shown after the message at each redraw (`: 3 of 12 windows`)."""
 
-    def __init__(self, stream: TextIO, message: str, *, delay_s: float = DELAY_S) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        message: str,
+        *,
+        delay_s: float = DELAY_S,
+        status: Callable[[], str] | None = None,
+    ) -> None:
         self._stream = stream
         self._message = message
+        self._status = status
         self._delay_s = delay_s
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +73,8 @@ class Progress:
         while True:
             elapsed = time.monotonic() - started
             spin = SPINNER[frame % len(SPINNER)]
-            self._stream.write(f"{CLEAR_LINE}{spin} {self._message} {elapsed:.1f} s")
+            status = f": {self._status()}" if self._status is not None else ""
+            self._stream.write(f"{CLEAR_LINE}{spin} {self._message}{status} {elapsed:.1f} s")
             self._stream.flush()
             frame += 1
             if self._done.wait(INTERVAL_S):
