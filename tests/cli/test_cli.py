@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import fcntl
 import io
 import json
 import os
-import pty
 import re
-import select
 import stat
-import struct
 import subprocess
-import termios
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +22,7 @@ import pytest
 from opperai_usage._query import build_query
 from tests.support import API_KEY, ROOT
 from tests.support.calls import ITEMS
-from tests.support.command_line import MODULE, SCRIPT, environment, run
+from tests.support.command_line import MODULE, SCRIPT, environment, run, run_in_terminal
 from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
 
@@ -460,43 +454,6 @@ def test_odd_tags_keep_the_table_one_line_per_item(local: LocalServer) -> None:
 
 
 # -- on a terminal
-
-
-def run_in_terminal(args: list[str], terminal: str, columns: int = 200) -> tuple[int, bytes, bytes]:
-    """Run the command with `terminal` ("stdout" or "stderr") on a pseudo-terminal of
-    `columns` columns and the other stream on a pipe; (status, terminal bytes, pipe bytes)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    streams[terminal] = slave
-    env = environment(TERM="xterm", COLUMNS=str(columns))
-    proc = subprocess.Popen(
-        [*MODULE, *args], stdin=subprocess.DEVNULL, env=env, cwd=ROOT, **streams
-    )
-    os.close(slave)
-    seen = bytearray()
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the command closed the terminal, i.e. it has ended
-                break
-            if not chunk:
-                break
-            seen += chunk
-        else:
-            pytest.fail(f"the command did not end in time; it wrote {bytes(seen)!r}")
-        piped = proc.communicate(timeout=30)[0 if terminal == "stderr" else 1]
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    return proc.returncode, bytes(seen), piped or b""
 
 
 def test_progress_shows_on_a_terminal_while_a_call_is_slow(local: LocalServer) -> None:

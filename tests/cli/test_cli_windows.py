@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from opperai_usage import Opper
-from tests.cli.test_cli import run_in_terminal  # to move to tests/support with the next change
 from tests.support import API_KEY
-from tests.support.command_line import run
+from tests.support.command_line import run, run_in_terminal
 from tests.support.servers import LocalServer, start_kit
 
 #: 62 days by hour: 1,488 buckets, two windows of at most 1,440.

@@ -3,11 +3,18 @@ read as bytes (CSV line ends and encodings are part of what is tested)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support import API_KEY, ROOT
 
@@ -58,3 +65,40 @@ def run(
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_in_terminal(args: list[str], terminal: str, columns: int = 200) -> tuple[int, bytes, bytes]:
+    """Run the command with `terminal` ("stdout" or "stderr") on a pseudo-terminal of
+    `columns` columns and the other stream on a pipe; (status, terminal bytes, pipe bytes)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    streams[terminal] = slave
+    env = environment(TERM="xterm", COLUMNS=str(columns))
+    proc = subprocess.Popen(
+        [*MODULE, *args], stdin=subprocess.DEVNULL, env=env, cwd=ROOT, **streams
+    )
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the command closed the terminal, i.e. it has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        else:
+            raise AssertionError(f"the command did not end in time; it wrote {bytes(seen)!r}")
+        piped = proc.communicate(timeout=30)[0 if terminal == "stderr" else 1]
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode, bytes(seen), piped or b""

@@ -20,11 +20,13 @@ CORE = [
     "_credentials",
     "_deadline",
     "_decode",
+    "_iterate",
     "_query",
     "_redact",
     "_retries",
     "_transport",
     "_validation",
+    "_windows",
     "errors",
 ]
 
