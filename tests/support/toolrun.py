@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import importlib
 import io
 import json
@@ -132,18 +133,24 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def nox(session: str, *args: str, root: Path = ROOT, env: dict[str, str] | None = None) -> Run:
-    """`nox -s <session> -- ARGS` with the noxfile in `root` (a sandbox, or the repository)."""
+    """`nox -s <session> -- ARGS` with the noxfile in `root` (a sandbox, or the repository).
+
+    One run of a session at a time across the test workers: runs of the same session share
+    its venv under ENVDIR, and two workers creating it at once break its pip."""
     command = [sys.executable, "-m", "nox", "-f", str(root / "noxfile.py")]
     command += ["--envdir", str(ENVDIR), "-s", session, "--", *args]
-    done = subprocess.run(
-        command,
-        cwd=root,
-        env=_env(env),
-        capture_output=True,
-        text=True,
-        timeout=NOX_TIMEOUT_S,
-        check=False,
-    )
+    ENVDIR.mkdir(parents=True, exist_ok=True)
+    with (ENVDIR / f"{session}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        done = subprocess.run(
+            command,
+            cwd=root,
+            env=_env(env),
+            capture_output=True,
+            text=True,
+            timeout=NOX_TIMEOUT_S,
+            check=False,
+        )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
