@@ -71,13 +71,14 @@ def test_max_elapsed_time_bounds_the_first_attempt_too(local: LocalServer, usage
 
 
 def test_a_retry_gets_what_is_left_of_max_elapsed_time(local: LocalServer, usage: Usage) -> None:
-    """timeout_ms=400 and max_elapsed_time=600: the first attempt times out at 0.4 s, the
-    retry gets the 0.2 s left (not another whole 0.4 s), and the call ends at 0.6 s."""
+    """timeout_ms=800 and max_elapsed_time=1000: the first attempt times out at 0.8 s, the
+    retry gets the 0.2 s left (not another whole 0.8 s), and the call ends at 1.0 s, well
+    before 1.6 s (the bound, 1.4 s, leaves room for a loaded machine)."""
     local.script({"delay_ms": 5_000}, {"delay_ms": 5_000})
-    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 600), True, max_retries=5)
-    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=400, retry_config=config))
+    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 1_000), True, max_retries=5)
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=800, retry_config=config))
     assert type(error) is httpx.ReadTimeout
-    assert 0.58 <= elapsed < 0.81, elapsed
+    assert 0.98 <= elapsed < 1.4, elapsed
     assert local.stats()["requests"] == 2
 
 
@@ -108,13 +109,14 @@ def test_a_retry_timeout_ms_ends_is_a_timeout(local: LocalServer, usage: Usage) 
 
 
 def test_the_deadline_runs_from_the_attempts_start(local: LocalServer, usage: Usage) -> None:
-    """Headers after 0.25 s, then a byte every 0.35 s: the 0.4 s budget counts the wait for
-    the headers, so the attempt ends at 0.4 s, not at 0.6 s (when the next byte shows it
-    late) nor later (a budget restarted at the headers: 0.65 s)."""
-    local.script({"delay_ms": 250, "body": SLOW_BODY, "dribble_ms": 350})
-    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=400, retry_config=None))
+    """Headers after 0.4 s, then a byte every 0.6 s: the 0.5 s budget counts the wait for
+    the headers, so the attempt ends at 0.5 s, not at 1.0 s (when the next byte shows it
+    late) nor at 0.9 s (a budget restarted at the headers); the bound, 0.85 s, leaves room
+    for a loaded machine."""
+    local.script({"delay_ms": 400, "body": SLOW_BODY, "dribble_ms": 600})
+    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=500, retry_config=None))
     assert type(error) is httpx.ReadTimeout
-    assert 0.39 <= elapsed < 0.6, elapsed
+    assert 0.49 <= elapsed < 0.85, elapsed
 
 
 def test_a_slow_answer_within_the_budget_is_not_cut(local: LocalServer, usage: Usage) -> None:
