@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import gzip
 import json
 import multiprocessing
 import pickle
@@ -556,3 +557,37 @@ def test_only_credentials_are_redacted_from_what_errors_keep(usage: Usage) -> No
         usage(server_url=URL, transport=recorder.transport, retry_config=None)
     assert raised.value.request.headers["authorization"] == "<redacted>"
     assert raised.value.request.headers["accept"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({}, "Status 200: the answer's body is larger than"),
+        (
+            {"Content-Encoding": " gzip "},
+            "Status 200: the answer's body, decoded from gzip, is larger than",
+        ),
+    ],
+    ids=["plain", "gzip"],
+)
+def test_an_answer_past_max_response_bytes_says_its_limit_and_its_encoding(
+    usage: Usage, headers: dict[str, str], says: str
+) -> None:
+    """The message names the limit, and says "decoded" only when the body was encoded."""
+    body = b"[" + b" " * 2_000 + b"]"
+    content = gzip.compress(body) if headers else body
+    with pytest.raises(errors.ResponseTooLargeError) as raised:
+        usage(
+            server_url=URL,
+            transport=httpx.MockTransport(
+                lambda _: httpx.Response(200, headers=headers, content=content)
+            ),
+            retry_config=None,
+            max_response_bytes=1_024,
+        )
+    assert str(raised.value) == (
+        f"{says} max_response_bytes (1,024 bytes), so it was not read; "
+        "Opper(max_response_bytes=...) allows larger answers"
+    )
+    assert raised.value.limit == 1_024
+    assert raised.value.body == ""
