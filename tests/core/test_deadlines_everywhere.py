@@ -221,6 +221,7 @@ def test_one_budget_covers_the_headers_and_the_body(mode: str, client: str) -> N
         elapsed, error = timed(lambda: one_call(mode, client, url, 500))
     assert type(error) is httpx.ReadTimeout, repr(error)
     assert str(error).startswith(BUDGET_EXCEEDED.format(0.5))
+    assert error.request.url.path.endswith("/analytics/usage")  # says which request it ended
     assert 0.49 <= elapsed < 0.8, elapsed
 
 
