@@ -591,3 +591,15 @@ def test_an_answer_past_max_response_bytes_says_its_limit_and_its_encoding(
     )
     assert raised.value.limit == 1_024
     assert raised.value.body == ""
+
+
+def test_a_redacted_body_keeps_its_charset(usage: Usage) -> None:
+    """A Latin-1 error body that echoes the key: the error's copy of the answer has the key
+    redacted and is still Latin-1, so its text reads as the server wrote it."""
+    sent = f"caf\u00e9: Bearer {API_KEY}"
+    headers = {"Content-Type": "text/plain; charset=latin-1"}
+    answer = httpx.Response(500, headers=headers, content=sent.encode("latin-1"))
+    error = fail_mock(usage, answer)
+    assert error.raw_response.content == "caf\u00e9: Bearer <redacted>".encode("latin-1")
+    assert error.raw_response.text == "caf\u00e9: Bearer <redacted>"
+    assert error.body == "caf\u00e9: Bearer <redacted>"
