@@ -12,11 +12,19 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from opperai_usage._redact import MIN_SECRET_CHARS, REDACTED, redact
+from opperai_usage._redact import MIN_SECRET_CHARS, REDACTED, _matcher, redact
 
 #: A key with every character some encoding changes: a quote, a backslash, a space, a slash,
 #: a plus, an apostrophe, an ampersand, angle brackets and a non-ASCII letter.
 KEY = 'sk-"Zq9"\\w7 Kp/+é\'&<>'
+
+
+@pytest.fixture(autouse=True)
+def _patterns_built_afresh() -> None:
+    """Each test builds its patterns: ones cached by an earlier call (under mutation testing,
+    by the unmutated run the workers are forked from) would hide a change to how they are
+    built."""
+    _matcher.cache_clear()
 
 
 def _lower_hex(text: str) -> str:
