@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 done; 1 the API or the network failed; 2 bad usage or arguments "
             "(nothing is sent). Example: opper-usage --month 2026-11 --group-by model "
-            "--field total_tokens --format csv -o november.csv"
+            "--field total_tokens --format csv -o november.csv. "
+            "`opper-usage sync --help`: keep a history in a database"
         ),
     )
     when = parser.add_argument_group("time range (default: the API's, the current month)")
@@ -167,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write a self-contained HTML report: a chart, the data, the query",
     )
+    add_connection(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    """--server-url and --timeout, for every command that calls the API."""
     connection = parser.add_argument_group("connection")
     connection.add_argument(
         "--server-url",
@@ -180,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="each attempt's time budget (default 60); failed attempts are "
         "retried as the library retries them",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser
 
 
 def time_range(args: argparse.Namespace, now: dt.datetime) -> tuple[object, object]:

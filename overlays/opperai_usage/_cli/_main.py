@@ -164,14 +164,19 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script's entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)  # bad usage: argparse exits with 2
+    parser, command = build_parser(), run
+    if arguments[:1] == ["sync"]:  # `opper-usage sync` (_sync.py)
+        from ._sync import build_sync_parser, run_sync
+
+        parser, command, arguments = build_sync_parser(), run_sync, arguments[1:]
+    args = parser.parse_args(arguments)  # bad usage: argparse exits with 2
     args.argv = arguments
     from ..errors import OpperError
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            return run(args)
+            return command(args)
         except UsageError as error:
             print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
             return EXIT_USAGE

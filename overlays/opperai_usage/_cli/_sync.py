@@ -1,0 +1,211 @@
+"""`opper-usage sync`: usage loaded into a table and kept up to date, by dlt
+(`opperai_usage.sync`, the `sync` extra), into a DuckDB file by default.
+
+dlt's working folder (load packages between fetching and loading) is private to one
+destination: for a DuckDB file, `.NAME.dlt/` beside it; for another destination, dlt's own
+(`~/.dlt/pipelines/`). What the table holds and how far it is synced is kept in the
+destination, by dlt, so a run on another machine continues from there. A lock file in the
+working folder lets one run at a time use it; a second fails at once and changes nothing.
+dlt's anonymous telemetry is off unless the environment turns it on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from dateutil.parser import isoparse
+
+from .._columns import time_text
+from .._validation import InvalidArgumentError
+from ._args import _span, add_connection
+from ._failures import EXIT_OK, PROG, OutputError, UsageError
+
+INSTALL = 'pip install "opperai-usage[sync]"'
+DEFAULT_DB = Path("opper_usage.duckdb")
+DEFAULT_DATASET = "opper"
+
+
+def _since(text: str) -> dt.datetime | dt.timedelta:
+    """A span before now (30d) or an ISO 8601 date or date-time (UTC when it has no offset)."""
+    if text.strip()[-1:] in ("h", "d", "w") and text.strip()[:1].isdigit():
+        return _span(text)
+    try:
+        moment = isoparse(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a span such as 30d or an ISO 8601 date such as 2026-11-01, not {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def build_sync_parser() -> argparse.ArgumentParser:
+    from ..models import Granularity
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} sync",
+        description=(
+            "Load usage into a table and keep it up to date: the first run from --since, each "
+            "later one from the last run's end less --refetch, up to now, rows merged on the "
+            "time bucket and group values. Into a DuckDB file by default, or any dlt "
+            f"destination. Needs the sync extra: {INSTALL}."
+        ),
+        epilog="exit status: 0 done; 1 the API or the destination failed; 2 bad usage "
+        "(nothing is fetched). Example: opper-usage sync --granularity hour --group-by model "
+        "--field total_tokens",
+    )
+    what = parser.add_argument_group("what the table holds (fixed for a table)")
+    what.add_argument(
+        "--granularity",
+        default="day",
+        metavar="UNIT",
+        help=f"time bucket size: {', '.join(g.value for g in Granularity)} (default: day)",
+    )
+    what.add_argument("--group-by", dest="group_by", action="append", default=[], metavar="KEY")
+    what.add_argument("--field", dest="fields", action="append", default=[], metavar="KEY")
+    when = parser.add_argument_group("how far back")
+    when.add_argument(
+        "--since",
+        type=_since,
+        default=dt.timedelta(days=30),
+        metavar="WHEN",
+        help="the first run's start: a span before now (30d, the default) or a date",
+    )
+    when.add_argument(
+        "--refetch",
+        type=_span,
+        default=dt.timedelta(days=1),
+        metavar="SPAN",
+        help="how far before the last run's end each run starts again (default 1d)",
+    )
+    where = parser.add_argument_group("where the rows go")
+    where.add_argument("--db", type=Path, metavar="PATH", help=f"the DuckDB file ({DEFAULT_DB})")
+    where.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="a dlt destination (postgres, bigquery, filesystem, ...), configured as dlt "
+        "reads it (environment, .dlt/secrets.toml); default duckdb",
+    )
+    where.add_argument("--dataset", default=DEFAULT_DATASET, metavar="NAME")
+    where.add_argument("--table", default="usage", metavar="NAME")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_connection(parser)
+    return parser
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, what: str) -> Iterator[None]:
+    """One run at a time in `folder`: another one fails at once, having changed nothing."""
+    import fcntl
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (folder / "opper-usage-sync.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(
+                f"another opper-usage sync is running on {what}; nothing was done"
+            ) from None
+        yield
+
+
+def _pipeline(args: argparse.Namespace) -> tuple[Any, Path, str]:
+    """The dlt pipeline, its working folder and what it loads into, in words."""
+    import dlt
+
+    name = args.destination or "duckdb"
+    if name != "duckdb" and args.db is not None:
+        raise UsageError(f"--db is the DuckDB file: it does not go with --destination {name}")
+    if name == "duckdb":
+        db = Path(os.path.abspath(args.db or DEFAULT_DB))
+        if db.is_dir() or not db.parent.is_dir():
+            raise UsageError(f"--db {str(db)!r}: not a file in an existing folder")
+        folder = db.parent / f".{db.name}.dlt"
+        destination: Any = dlt.destinations.duckdb(str(db))
+        pipeline = dlt.pipeline(
+            "opper_usage", pipelines_dir=str(folder), destination=destination,
+            dataset_name=args.dataset,
+        )  # fmt: skip
+        return pipeline, folder, f"{args.dataset}.{args.table} in {db}"
+    pipeline = dlt.pipeline(
+        f"opper_usage_{name}_{args.dataset}", destination=name, dataset_name=args.dataset
+    )
+    return pipeline, Path(pipeline.working_dir), f"{args.dataset}.{args.table} in {name}"
+
+
+def _cause(error: BaseException) -> BaseException:
+    """What failed inside dlt's wrapping (the extract step wraps the source's errors)."""
+    from ..errors import OpperError
+    from ..sync import TableMismatchError
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OpperError | httpx.HTTPError | TableMismatchError):
+            return seen
+        if isinstance(seen, InvalidArgumentError):
+            return seen
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return error
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    """Everything after parsing; raises what `main` turns into an exit status."""
+    from .. import _credentials
+    from .._client import Opper
+
+    if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
+        raise UsageError(f"no API key: set {_credentials.ENV_VARIABLES[0]}")
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no call off this machine
+    try:
+        import dlt  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UsageError(f"opper-usage sync needs the sync extra: {INSTALL}") from None
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from ..sync import TableMismatchError, usage_source
+
+    started = time.monotonic()
+    until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
+    with Opper(server_url=args.server_url, timeout_ms=timeout_ms) as opper:
+        source = usage_source(
+            opper, granularity=args.granularity, group_by=args.group_by, fields=args.fields,
+            since=args.since, refetch=args.refetch, until=until, table=args.table,
+        )  # fmt: skip
+        pipeline, folder, where = _pipeline(args)
+        with _locked(folder, where):
+            try:
+                pipeline.run(source, loader_file_format="parquet")
+            except PipelineStepFailed as failed:
+                cause = _cause(failed)
+                if isinstance(cause, TableMismatchError):
+                    raise UsageError(f"{cause} (--table NAME)") from None
+                if cause is not failed:
+                    raise cause from None
+                raise OutputError(f"{failed.step} failed: {failed.exception}") from None
+    state = pipeline.state["sources"]["opper_usage"]["resources"][args.table]["last_run"]
+    report = {**state, "table": where, "seconds": round(time.monotonic() - started, 3)}
+    for end in ("from", "to"):
+        report[end] = time_text(dt.datetime.fromisoformat(report[end]))
+    if args.format == "json":
+        print(json.dumps(report))
+    else:
+        print(
+            f"fetched {report['from']} to {report['to']} into {where}\n"
+            f"rows: {report['rows']} fetched, {report['inserted']} inserted, "
+            f"{report['updated']} updated, {report['unchanged']} unchanged, "
+            f"{report['removed']} removed\n"
+            f"took {report['seconds']:.1f} s"
+        )
+    sys.stdout.flush()
+    return EXIT_OK

@@ -1,0 +1,286 @@
+"""A usage history kept in sync by dlt: `usage_source(opper, ...)` is a dlt source of one table,
+which `opper-usage sync` loads and which users put in pipelines of their own (the `sync` extra:
+`pip install "opperai-usage[sync]"`; `import opperai_usage` never loads dlt).
+
+The table: `time_bucket` (a timestamp with time zone), one text column per group-by key (a
+missing tag is `UNTAGGED`, never NULL, since the column is part of the key), each field (a
+double), `cost` (DECIMAL(38, 12), exact). Column names are the keys as dlt's default naming
+convention writes them (`column_name`); two keys that would share a name are refused.
+
+Each run fetches from the bucket holding `until - refetch` after the last run's end (on the
+first run, from `since`) up to `until` (now), with `iter_usage`, and replaces every bucket it
+fetched: rows are merged on (`time_bucket`, group columns), and a row of a re-fetched bucket
+that upstream no longer has is removed. What a table holds (granularity, group-by keys,
+fields) and how far it is synced live in dlt's state, which dlt keeps in the destination
+beside the table: another machine continues where the last run stopped, and a run asking for
+another set is refused (`TableMismatchError`) before anything is fetched. The key is in none
+of it: the source holds the client, never its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any
+
+try:
+    import dlt
+    import pyarrow as pa
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+    from dlt.extract.source import DltSource
+except ImportError as missing:  # pragma: no cover - the test of the extra runs a subprocess
+    raise ImportError(
+        f"opperai_usage.sync needs dlt and pyarrow ({missing.name} is missing): "
+        'pip install "opperai-usage[sync]"'
+    ) from missing
+
+from . import _windows
+from ._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
+from ._client import Opper
+from ._columns import columns_for, value_text
+from ._validation import invalid
+from .models import GetUsageResultItem, Granularity
+
+__all__ = [
+    "COST_TYPE",
+    "DEFAULT_REFETCH",
+    "DEFAULT_SINCE",
+    "DEFAULT_TABLE",
+    "UNTAGGED",
+    "TableMismatchError",
+    "column_name",
+    "usage_source",
+]
+
+#: A group-by key's value where an item has no such tag.
+UNTAGGED = "(untagged)"
+#: The first run's start when `since` is not given: 30 days before `until`.
+DEFAULT_SINCE = dt.timedelta(days=30)
+#: How far before the last run's end a run starts again, for buckets still filling then.
+DEFAULT_REFETCH = dt.timedelta(days=1)
+DEFAULT_TABLE = "usage"
+#: The source's name: dlt's schema, and where its state is kept.
+SOURCE_NAME = "opper_usage"
+#: `cost`: 38 digits, 12 after the point (the API sends 6): exact, and what DuckDB, Postgres and
+#: Parquet hold natively. A cost with more decimals fails the load instead of being rounded.
+COST_TYPE = pa.decimal128(38, 12)
+#: Rows per Arrow table handed to dlt.
+BATCH_ROWS = 50_000
+_UTC = dt.timezone.utc
+_TIME_BUCKET, _COST = attrgetter("time_bucket"), attrgetter("cost")
+_EXTRAS = attrgetter("additional_properties")
+_NAMING = NamingConvention()
+_RESERVED = ("time_bucket", "cost", "count")
+
+
+class TableMismatchError(ValueError):
+    """The table holds another granularity, group-by keys or fields than this run asks for."""
+
+
+def column_name(key: str) -> str:
+    """The column for a group-by key or field: dlt's default (snake_case) name for it, e.g.
+    `project.name` -> `project_name`, `projectName` -> `project_name`, `1st` -> `_1st`."""
+    return str(_NAMING.normalize_identifier(key))
+
+
+def _columns(group_by: Sequence[str], fields: Sequence[str]) -> dict[str, str]:
+    """Each key's column; raises `InvalidArgumentError` when two share one, or one would be a
+    column every table has."""
+    named: dict[str, str] = {}
+    for kind, keys in (("group_by", group_by), ("fields", fields)):
+        for key in keys:
+            name = column_name(key)
+            clash = next((other for other, used in named.items() if used == name), None)
+            if clash is not None:
+                raise invalid(kind, f"{key!r} and {clash!r} would both be the column {name!r}")
+            if name in _RESERVED or name.startswith("_dlt"):
+                raise invalid(kind, f"{key!r} would be the column {name!r}, which the table has")
+            named[key] = name
+    return named
+
+
+def _describe(what: dict[str, Any]) -> str:
+    groups = ", ".join(what["group_by"]) or "nothing"
+    fields = ", ".join(what["fields"]) or "none"
+    return f"granularity {what['granularity']}, group by {groups}, fields {fields}"
+
+
+def _bucket_start(moment: dt.datetime, granularity: Granularity) -> dt.datetime:
+    start = _windows.start(_windows.index(moment, granularity), granularity)
+    assert start is not None  # the bucket of a datetime starts inside the datetime range
+    return start
+
+
+def _tag(value: object) -> str:
+    return UNTAGGED if value is None else value_text(value)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+Rows = dict[tuple[Any, ...], tuple[Any, ...]]
+
+
+def _held_rows(table: str, keys: Sequence[str], values: Sequence[str], begin: dt.datetime) -> Rows:
+    """The table's rows from `begin` on, as they were before this run: (time bucket, group
+    values) to (fields, cost); to tell inserted rows from updated ones."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    try:
+        with dlt.current.pipeline().sql_client() as client:
+            if not client.has_dataset():
+                return {}
+            name = client.make_qualified_table_name(table)
+            selected = ", ".join(map(client.escape_column_name, [*keys, *values]))
+            query = f"SELECT {selected} FROM {name} WHERE time_bucket >= %s"  # noqa: S608
+            found = client.execute_sql(query, begin) or []
+    except DatabaseUndefinedRelation:
+        return {}
+    return {tuple(row[: len(keys)]): tuple(row[len(keys) :]) for row in found}
+
+
+def _count(held: Rows, keys: list[list[Any]], values: list[list[Any]], run: dict[str, int]) -> None:
+    """Adds a batch's rows to the run's counts: inserted, updated or unchanged."""
+    if not held:
+        run["inserted"] += len(keys[0])
+        return
+    for key, value in zip(zip(*keys, strict=True), zip(*values, strict=True), strict=True):
+        old = held.pop(key, None)
+        outcome = "inserted" if old is None else "unchanged" if old == value else "updated"
+        run[outcome] += 1
+
+
+def usage_source(
+    opper: Opper,
+    *,
+    granularity: Granularity | str = Granularity.DAY,
+    group_by: Sequence[str] = (),
+    fields: Sequence[str] = (),
+    since: dt.datetime | dt.timedelta = DEFAULT_SINCE,
+    refetch: dt.timedelta = DEFAULT_REFETCH,
+    until: dt.datetime | None = None,
+    table: str = DEFAULT_TABLE,
+    window: int = DEFAULT_WINDOW,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> DltSource:
+    """A dlt source of one table, `table`, of usage by `granularity`, `group_by` and `fields`.
+
+    The first run loads from `since` (a datetime, or how long before `until`); each later one
+    from `refetch` before the last one's end. Both are taken back to the start of their bucket.
+    `until` is the end (default: now, when the run starts). `window` and `concurrency` are
+    `iter_usage`'s. Bad arguments raise `InvalidArgumentError` here; a table that holds another
+    set raises `TableMismatchError` when the pipeline runs, before any request."""
+    group_by, fields = list(dict.fromkeys(group_by)), list(dict.fromkeys(fields))
+    columns_for((), fields, group_by)  # a key as both a tag and a field is refused
+    names = _columns(group_by, fields)
+    if not isinstance(refetch, dt.timedelta) or refetch < dt.timedelta(0):
+        raise invalid("refetch", f"must be a timedelta of 0 or more, got {refetch!r}")
+    # Checked as iter_usage checks them, nothing sent: the windows are only planned.
+    opper.analytics.iter_usage(
+        from_date=dt.datetime(2000, 1, 1, tzinfo=_UTC),
+        to_date=dt.datetime(2000, 1, 2, tzinfo=_UTC),
+        granularity=granularity,
+        group_by=group_by,
+        fields=fields,
+        window=window,
+        concurrency=concurrency,
+    ).close()
+    unit = Granularity(granularity)
+    wanted = {"granularity": unit.value, "group_by": group_by, "fields": fields}
+    schema = pa.schema(
+        [
+            pa.field("time_bucket", pa.timestamp("us", tz="UTC"), nullable=False),
+            *(pa.field(names[key], pa.string(), nullable=False) for key in group_by),
+            *(pa.field(names[key], pa.float64()) for key in fields),
+            pa.field("cost", COST_TYPE, nullable=False),
+        ]
+    )
+    hints: dict[str, Any] = {
+        "time_bucket": {"data_type": "timestamp", "timezone": True, "nullable": False},
+        **{names[key]: {"data_type": "text", "nullable": False} for key in group_by},
+        **{names[key]: {"data_type": "double", "nullable": True} for key in fields},
+        "cost": {"data_type": "decimal", "precision": 38, "scale": 12, "nullable": False},
+    }
+
+    key_columns = ["time_bucket", *(names[key] for key in group_by)]
+    value_columns = [*(names[key] for key in fields), "cost"]
+
+    def batch(items: list[GetUsageResultItem], held: Rows, run: dict[str, int]) -> pa.Table:
+        extras = list(map(_EXTRAS, items))
+        keys: list[list[Any]] = [
+            list(map(_TIME_BUCKET, items)),
+            *([_tag(e.get(key)) for e in extras] for key in group_by),
+        ]
+        values: list[list[Any]] = [
+            *([_number(e.get(key)) for e in extras] for key in fields),
+            list(map(Decimal, map(_COST, items))),
+        ]
+        _count(held, keys, values, run)
+        arrays = [pa.array(v, f.type) for v, f in zip(keys + values, schema, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def rows() -> Iterator[pa.Table]:
+        state = dlt.current.resource_state()
+        held = state.get("table")
+        if held is not None and held != wanted:
+            raise TableMismatchError(
+                f"the table {table!r} holds {_describe(held)}; this run asks for "
+                f"{_describe(wanted)}: ask for what it holds, or sync into another table"
+            )
+        end = (until or dt.datetime.now(_UTC)).astimezone(_UTC)
+        synced = state.get("synced_to")
+        if synced is not None:
+            begin = dt.datetime.fromisoformat(synced) - refetch
+        else:
+            begin = since if isinstance(since, dt.datetime) else end - since
+        begin = _bucket_start(begin.astimezone(_UTC), unit)
+        state["table"] = wanted
+        run = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "removed": 0}
+        state["last_run"] = {"from": begin.isoformat(), "to": end.isoformat(), **run}
+        if begin < end:
+            held = _held_rows(table, key_columns, value_columns, begin)
+            items = opper.analytics.iter_usage(
+                from_date=begin,
+                to_date=end,
+                granularity=unit,
+                group_by=group_by or None,
+                fields=fields or None,
+                window=window,
+                concurrency=concurrency,
+            )
+            fetched: set[dt.datetime] = set()
+            try:
+                while chunk := list(itertools.islice(items, BATCH_ROWS)):
+                    run["rows"] += len(chunk)
+                    if held:
+                        fetched.update(map(_TIME_BUCKET, chunk))
+                    yield batch(chunk, held, run)
+            finally:
+                items.close()
+            # What remains of a bucket fetched again is what upstream no longer has.
+            run["removed"] = sum(key[0] in fetched for key in held)
+            state["last_run"] |= run
+        state["synced_from"] = state.get("synced_from") or begin.isoformat()
+        if synced is None or dt.datetime.fromisoformat(synced) < end:
+            state["synced_to"] = end.isoformat()
+
+    resource = dlt.resource(
+        rows,
+        name=table,
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        primary_key=key_columns,
+        merge_key="time_bucket",
+        columns=hints,
+    )
+
+    @dlt.source(name=SOURCE_NAME)
+    def opper_usage() -> Any:
+        return resource
+
+    return opper_usage()
