@@ -127,7 +127,7 @@ def test_a_missing_library_names_the_extra(
 def test_import_loads_neither_dataframe_library_nor_the_command_line() -> None:
     probe = (
         "import sys, opperai_usage\n"
-        "heavy = {'pandas', 'polars', 'argparse', 'numpy', 'pyarrow'}\n"
+        "heavy = {'pandas', 'polars', 'argparse', 'numpy', 'pyarrow', 'dlt', 'duckdb'}\n"
         "def loaded():\n"
         "    return sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
         "                  or m.startswith('opperai_usage._cli'))\n"
