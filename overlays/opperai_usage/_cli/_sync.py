@@ -103,12 +103,13 @@ def build_sync_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _locked(folder: Path, what: str) -> Iterator[None]:
-    """One run at a time in `folder`: another one fails at once, having changed nothing."""
+def _locked(folder: Path, name: str, what: str) -> Iterator[None]:
+    """One run at a time of pipeline `name` in `folder`: another one fails at once, having
+    changed nothing."""
     import fcntl
 
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with (folder / "opper-usage-sync.lock").open("a") as lock:
+    with (folder / f"{name}.lock").open("a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -118,28 +119,28 @@ def _locked(folder: Path, what: str) -> Iterator[None]:
         yield
 
 
-def _pipeline(args: argparse.Namespace) -> tuple[Any, Path, str]:
-    """The dlt pipeline, its working folder and what it loads into, in words."""
+def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
+    """The dlt destination, the pipeline's name, its working folders' folder, and where the
+    rows go, in words."""
     import dlt
+    from dlt.common.pipeline import get_dlt_pipelines_dir
 
     name = args.destination or "duckdb"
     if name != "duckdb" and args.db is not None:
         raise UsageError(f"--db is the DuckDB file: it does not go with --destination {name}")
-    if name == "duckdb":
-        db = Path(os.path.abspath(args.db or DEFAULT_DB))
-        if db.is_dir() or not db.parent.is_dir():
-            raise UsageError(f"--db {str(db)!r}: not a file in an existing folder")
-        folder = db.parent / f".{db.name}.dlt"
-        destination: Any = dlt.destinations.duckdb(str(db))
-        pipeline = dlt.pipeline(
-            "opper_usage", pipelines_dir=str(folder), destination=destination,
-            dataset_name=args.dataset,
-        )  # fmt: skip
-        return pipeline, folder, f"{args.dataset}.{args.table} in {db}"
-    pipeline = dlt.pipeline(
-        f"opper_usage_{name}_{args.dataset}", destination=name, dataset_name=args.dataset
-    )
-    return pipeline, Path(pipeline.working_dir), f"{args.dataset}.{args.table} in {name}"
+    if name != "duckdb":
+        pipeline = f"opper_usage_{name}_{args.dataset}"
+        return (
+            name,
+            pipeline,
+            Path(get_dlt_pipelines_dir()),
+            f"{args.dataset}.{args.table} in {name}",
+        )
+    db = Path(os.path.abspath(args.db or DEFAULT_DB))
+    if db.is_dir() or not db.parent.is_dir():
+        raise UsageError(f"--db {str(db)!r}: not a file in an existing folder")
+    where = f"{args.dataset}.{args.table} in {db}"
+    return dlt.destinations.duckdb(str(db)), "opper_usage", db.parent / f".{db.name}.dlt", where
 
 
 def _cause(error: BaseException) -> BaseException:
@@ -166,7 +167,7 @@ def run_sync(args: argparse.Namespace) -> int:
         raise UsageError(f"no API key: set {_credentials.ENV_VARIABLES[0]}")
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no call off this machine
     try:
-        import dlt  # noqa: F401
+        import dlt
         import pyarrow  # noqa: F401
     except ImportError:
         raise UsageError(f"opper-usage sync needs the sync extra: {INSTALL}") from None
@@ -182,8 +183,16 @@ def run_sync(args: argparse.Namespace) -> int:
             opper, granularity=args.granularity, group_by=args.group_by, fields=args.fields,
             since=args.since, refetch=args.refetch, until=until, table=args.table,
         )  # fmt: skip
-        pipeline, folder, where = _pipeline(args)
-        with _locked(folder, where):
+        destination, name, folder, where = _destination(args)
+        with _locked(folder, name, where):
+            # Each run starts from the state in the destination: what a killed run left in
+            # the working folder (a half-written load package) is dropped; the destination
+            # counts a load only once it is complete, and the buckets it held are fetched
+            # again.
+            pipeline = dlt.pipeline(
+                name, pipelines_dir=str(folder), destination=destination,
+                dataset_name=args.dataset,
+            ).drop()  # fmt: skip
             try:
                 pipeline.run(source, loader_file_format="parquet")
             except PipelineStepFailed as failed:
@@ -193,7 +202,8 @@ def run_sync(args: argparse.Namespace) -> int:
                 if cause is not failed:
                     raise cause from None
                 raise OutputError(f"{failed.step} failed: {failed.exception}") from None
-    state = pipeline.state["sources"]["opper_usage"]["resources"][args.table]["last_run"]
+            state = pipeline.state["sources"]["opper_usage"]["resources"][args.table]["last_run"]
+            pipeline.drop()  # the loaded package (the rows, again) is not kept
     report = {**state, "table": where, "seconds": round(time.monotonic() - started, 3)}
     for end in ("from", "to"):
         report[end] = time_text(dt.datetime.fromisoformat(report[end]))
