@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 try:
     import dlt
@@ -145,8 +145,12 @@ def _held_rows(table: str, keys: Sequence[str], values: Sequence[str], begin: dt
     return {tuple(row[: len(keys)]): tuple(row[len(keys) :]) for row in found}
 
 
-def _count(held: Rows, keys: list[list[Any]], values: list[list[Any]], run: dict[str, int]) -> None:
+def _count(
+    held: Rows | None, keys: list[list[Any]], values: list[list[Any]], run: dict[str, Any]
+) -> None:
     """Adds a batch's rows to the run's counts: inserted, updated or unchanged."""
+    if held is None:  # not known
+        return
     if not held:
         run["inserted"] += len(keys[0])
         return
@@ -166,6 +170,7 @@ def usage_source(
     refetch: dt.timedelta = DEFAULT_REFETCH,
     until: dt.datetime | None = None,
     table: str = DEFAULT_TABLE,
+    table_format: Literal["delta", "iceberg"] | None = None,
     window: int = DEFAULT_WINDOW,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> DltSource:
@@ -174,8 +179,12 @@ def usage_source(
     The first run loads from `since` (a datetime, or how long before `until`); each later one
     from `refetch` before the last one's end. Both are taken back to the start of their bucket.
     `until` is the end (default: now, when the run starts). `window` and `concurrency` are
-    `iter_usage`'s. Bad arguments raise `InvalidArgumentError` here; a table that holds another
-    set raises `TableMismatchError` when the pipeline runs, before any request."""
+    `iter_usage`'s. `table_format="delta"` is for the filesystem destination, whose plain
+    Parquet files cannot be updated: rows are then upserted on their key (a row upstream no
+    longer has is kept), and the run's counts other than `rows` are not known (`None`).
+
+    Bad arguments raise `InvalidArgumentError` here; a table that holds another set raises
+    `TableMismatchError` when the pipeline runs, before any request."""
     group_by, fields = list(dict.fromkeys(group_by)), list(dict.fromkeys(fields))
     columns_for((), fields, group_by)  # a key as both a tag and a field is refused
     names = _columns(group_by, fields)
@@ -211,7 +220,7 @@ def usage_source(
     key_columns = ["time_bucket", *(names[key] for key in group_by)]
     value_columns = [*(names[key] for key in fields), "cost"]
 
-    def batch(items: list[GetUsageResultItem], held: Rows, run: dict[str, int]) -> pa.Table:
+    def batch(items: list[GetUsageResultItem], held: Rows | None, run: dict[str, Any]) -> pa.Table:
         extras = list(map(_EXTRAS, items))
         keys: list[list[Any]] = [
             list(map(_TIME_BUCKET, items)),
@@ -227,10 +236,10 @@ def usage_source(
 
     def rows() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
-        held = state.get("table")
-        if held is not None and held != wanted:
+        holds = state.get("table")
+        if holds is not None and holds != wanted:
             raise TableMismatchError(
-                f"the table {table!r} holds {_describe(held)}; this run asks for "
+                f"the table {table!r} holds {_describe(holds)}; this run asks for "
                 f"{_describe(wanted)}: ask for what it holds, or sync into another table"
             )
         end = (until or dt.datetime.now(_UTC)).astimezone(_UTC)
@@ -241,10 +250,19 @@ def usage_source(
             begin = since if isinstance(since, dt.datetime) else end - since
         begin = _bucket_start(begin.astimezone(_UTC), unit)
         state["table"] = wanted
-        run = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "removed": 0}
+        counted = 0 if table_format is None else None  # files cannot be read back here
+        run: dict[str, Any] = {
+            "rows": 0,
+            "inserted": counted,
+            "updated": counted,
+            "unchanged": counted,
+        }
+        run["removed"] = counted
         state["last_run"] = {"from": begin.isoformat(), "to": end.isoformat(), **run}
         if begin < end:
-            held = _held_rows(table, key_columns, value_columns, begin)
+            held = None
+            if table_format is None:
+                held = _held_rows(table, key_columns, value_columns, begin)
             items = opper.analytics.iter_usage(
                 from_date=begin,
                 to_date=end,
@@ -263,20 +281,29 @@ def usage_source(
                     yield batch(chunk, held, run)
             finally:
                 items.close()
-            # What remains of a bucket fetched again is what upstream no longer has.
-            run["removed"] = sum(key[0] in fetched for key in held)
+            if held is not None:  # what is left of a bucket fetched again is gone upstream
+                run["removed"] = sum(key[0] in fetched for key in held)
             state["last_run"] |= run
         state["synced_from"] = state.get("synced_from") or begin.isoformat()
         if synced is None or dt.datetime.fromisoformat(synced) < end:
             state["synced_to"] = end.isoformat()
 
+    # Delete-insert on the time bucket also removes what a bucket fetched again no longer
+    # has; a table format (Delta, Iceberg) on the filesystem destination can only upsert.
+    merge: dict[str, Any] = {"merge_key": "time_bucket"}
+    write: Any = {"disposition": "merge", "strategy": "delete-insert"}
+    if table_format is not None:
+        merge, write = (
+            {"table_format": table_format},
+            {"disposition": "merge", "strategy": "upsert"},
+        )
     resource = dlt.resource(
         rows,
         name=table,
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        write_disposition=write,
         primary_key=key_columns,
-        merge_key="time_bucket",
         columns=hints,
+        **merge,
     )
 
     @dlt.source(name=SOURCE_NAME)

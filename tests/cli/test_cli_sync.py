@@ -224,3 +224,29 @@ def test_the_key_is_in_no_file_it_leaves(local: LocalServer, tmp_path: Path) -> 
     assert any(path.name == "opper_usage.duckdb" for path in files)
     assert len(files) > 5
     assert [path for path in files if API_KEY.encode() in path.read_bytes()] == []
+
+
+def test_the_filesystem_destination_writes_a_delta_table_of_parquet_files(
+    local: LocalServer, tmp_path: Path
+) -> None:
+    from deltalake import DeltaTable
+
+    start = since()
+    lake = tmp_path / "lake"
+    env = environment(DESTINATION__FILESYSTEM__BUCKET_URL=lake.as_uri())
+    for _ in range(2):
+        done = sync(local, tmp_path, "--destination", "filesystem", "--since", start.isoformat(),
+                    env=env)  # fmt: skip
+        assert done.code == 0, done.err
+    lines = done.out.splitlines()
+    assert lines[0].endswith(" into opper.usage in filesystem")
+    assert lines[1].endswith(" fetched, inserted and updated not counted (files are not read back)")
+    to = lines[0].split(" to ")[1].split(" ")[0]
+    files = DeltaTable(str(lake / "opper" / "usage")).file_uris()
+    query = f"SELECT time_bucket, model, project_name, cost FROM read_parquet({files!r})"  # noqa: S608
+    held = table_rows(query, 3)
+    with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
+        items = opper.analytics.get_usage(
+            from_date=start, to_date=to, granularity="hour", group_by=GROUP_BY
+        )
+    assert held == expected_rows(items, GROUP_BY, [])

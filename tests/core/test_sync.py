@@ -196,16 +196,26 @@ def test_the_key_is_stored_nowhere(fixed: LocalServer, tmp_path: Path) -> None:
 
 
 def test_parquet_files_on_the_filesystem_destination(fixed: LocalServer, tmp_path: Path) -> None:
+    """Plain Parquet files cannot be updated: as a Delta table (Parquet files and a log of
+    which are current), rows are upserted; DuckDB reads the current files back."""
+    from deltalake import DeltaTable
+
     pipeline = dlt.pipeline(
         "opper_usage_files",
         pipelines_dir=str(tmp_path / "dlt"),
         destination=dlt.destinations.filesystem((tmp_path / "lake").as_uri()),
         dataset_name="opper",
     )
-    with Opper(http_bearer=API_KEY, server_url=fixed.url) as opper:
-        source = usage_source(opper, **QUERY, since=SINCE, until=NOW)
-        pipeline.run(source, loader_file_format="parquet")
-    files = list((tmp_path / "lake" / "opper" / "usage").glob("*.parquet"))
+    for end in (NOW - dt.timedelta(hours=30), NOW):
+        with Opper(http_bearer=API_KEY, server_url=fixed.url) as opper:
+            source = usage_source(opper, **QUERY, since=SINCE, until=end, table_format="delta")
+            pipeline.run(source, loader_file_format="parquet")
+    run = pipeline.state["sources"]["opper_usage"]["resources"]["usage"]["last_run"]
+    assert run["from"] == (NOW - dt.timedelta(hours=54)).isoformat()
+    assert run["rows"] > 0
+    assert run["inserted"] is None  # not known: the files are not read back
+    files = DeltaTable(str(tmp_path / "lake" / "opper" / "usage")).file_uris()
     assert files
-    query = f"SELECT * FROM read_parquet('{tmp_path}/lake/opper/usage/*.parquet')"  # noqa: S608
+    assert all(name.endswith(".parquet") for name in files)
+    query = f"SELECT * FROM read_parquet({files!r})"  # noqa: S608
     assert table_rows(query, 3) == expected_rows(usage(fixed, SINCE, NOW), GROUP_BY, FIELDS)

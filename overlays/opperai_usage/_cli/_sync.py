@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from ._failures import EXIT_OK, PROG, OutputError, UsageError
 INSTALL = 'pip install "opperai-usage[sync]"'
 DEFAULT_DB = Path("opper_usage.duckdb")
 DEFAULT_DATASET = "opper"
+COUNTS = ("inserted", "updated", "unchanged", "removed")
 
 
 def _since(text: str) -> dt.datetime | dt.timedelta:
@@ -171,6 +173,7 @@ def run_sync(args: argparse.Namespace) -> int:
         import pyarrow  # noqa: F401
     except ImportError:
         raise UsageError(f"opper-usage sync needs the sync extra: {INSTALL}") from None
+    from dlt.common.exceptions import DltException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from ..sync import TableMismatchError, usage_source
@@ -178,21 +181,28 @@ def run_sync(args: argparse.Namespace) -> int:
     started = time.monotonic()
     until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
+    destination, name, folder, where = _destination(args)
+    files = args.destination == "filesystem"  # a Delta table: Parquet files that can be merged
+    if files and importlib.util.find_spec("deltalake") is None:
+        raise UsageError("--destination filesystem writes a Delta table: pip install deltalake")
     with Opper(server_url=args.server_url, timeout_ms=timeout_ms) as opper:
         source = usage_source(
             opper, granularity=args.granularity, group_by=args.group_by, fields=args.fields,
             since=args.since, refetch=args.refetch, until=until, table=args.table,
+            table_format="delta" if files else None,
         )  # fmt: skip
-        destination, name, folder, where = _destination(args)
         with _locked(folder, name, where):
             # Each run starts from the state in the destination: what a killed run left in
             # the working folder (a half-written load package) is dropped; the destination
             # counts a load only once it is complete, and the buckets it held are fetched
             # again.
-            pipeline = dlt.pipeline(
-                name, pipelines_dir=str(folder), destination=destination,
-                dataset_name=args.dataset,
-            ).drop()  # fmt: skip
+            try:
+                pipeline = dlt.pipeline(
+                    name, pipelines_dir=str(folder), destination=destination,
+                    dataset_name=args.dataset,
+                ).drop()  # fmt: skip
+            except DltException as error:  # an unknown destination, a bad dataset name
+                raise UsageError(f"--destination {args.destination or 'duckdb'}: {error}") from None
             try:
                 pipeline.run(source, loader_file_format="parquet")
             except PipelineStepFailed as failed:
@@ -210,11 +220,12 @@ def run_sync(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report))
     else:
+        counts = ", ".join(f"{report[name]} {name}" for name in COUNTS)
+        if report["inserted"] is None:
+            counts = "inserted and updated not counted (files are not read back)"
         print(
             f"fetched {report['from']} to {report['to']} into {where}\n"
-            f"rows: {report['rows']} fetched, {report['inserted']} inserted, "
-            f"{report['updated']} updated, {report['unchanged']} unchanged, "
-            f"{report['removed']} removed\n"
+            f"rows: {report['rows']} fetched, {counts}\n"
             f"took {report['seconds']:.1f} s"
         )
     sys.stdout.flush()
