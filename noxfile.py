@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # tools/, from wherever nox was started
 import tools.chromium  # noqa: E402
 import tools.drift  # noqa: E402
 import tools.installs  # noqa: E402
+import tools.postgres  # noqa: E402
 import tools.pythons  # noqa: E402
 import tools.release  # noqa: E402
 import tools.smoke  # noqa: E402
@@ -174,8 +175,9 @@ def tests(session: nox.Session) -> None:
         "OFFICIAL_SDK": group("official-sdk")[0],
         "CHROMIUM_BIN": _chromium(session),
     }
-    session.run("python", "-m", "pytest", "-n", "4", "-m", "not load and not coexistence",
-                *session.posargs, env=env)  # fmt: skip
+    session.run("python", "-m", "pytest", "-n", "4", "-m",
+                "not load and not coexistence and not postgres", *session.posargs,
+                env=env)  # fmt: skip
 
 
 @nox.session
@@ -193,12 +195,32 @@ def load(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-m", "load", *session.posargs)
 
 
-@nox.session(python=False, requires=["drift", "build", "coexistence", "load"] + [
+@nox.session(name="sync-postgres")
+def sync_postgres(session: nox.Session) -> None:
+    """`opper-usage sync` into a real PostgreSQL server, the tests marked `postgres`: Debian's
+    package (apt-installed when missing), started on loopback for the session, stopped after
+    (tools/postgres.py). Where it cannot be installed, the session says so and fails."""
+    install(session, "-e", ".[fast,sync]", *group("sync-postgres"))
+
+    def run(command: Sequence[str]) -> None:
+        session.run(*command, external=True, silent=True)
+
+    try:
+        with tools.postgres.server(run) as url:
+            session.run("python", "-m", "pytest", "-m", "postgres", *session.posargs,
+                        env={"OPPER_USAGE_POSTGRES": url})  # fmt: skip
+    except LookupError as missing:
+        session.error(str(missing))
+
+
+@nox.session(python=False, requires=["drift", "build", "coexistence", "load", "sync-postgres"] + [
     f"tests-{version}" for version in tools.pythons.others(RUNNING, PYTHONS)
 ])  # fmt: skip
 def ci(session: nox.Session) -> None:
     """What CI runs after plain `nox` (.ci/run): the sessions it requires."""
-    session.log("drift, build, coexistence, load and the other Pythons' tests are done")
+    session.log(
+        "drift, build, coexistence, load, sync-postgres and the other Pythons' tests are done"
+    )
 
 
 @nox.session

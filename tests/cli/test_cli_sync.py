@@ -250,3 +250,34 @@ def test_the_filesystem_destination_writes_a_delta_table_of_parquet_files(
             from_date=start, to_date=to, granularity="hour", group_by=GROUP_BY
         )
     assert held == expected_rows(items, GROUP_BY, [])
+
+
+@pytest.mark.postgres
+def test_a_postgres_table_is_kept_in_sync(local: LocalServer, tmp_path: Path) -> None:
+    """Against the server `nox -s sync-postgres` starts (OPPER_USAGE_POSTGRES, its URL)."""
+    import psycopg2
+
+    url = os.environ.get("OPPER_USAGE_POSTGRES")
+    if not url:
+        pytest.fail("OPPER_USAGE_POSTGRES is not set: run these tests with nox -s sync-postgres")
+    start = since()
+    table = f"t{os.getpid()}_{time.monotonic_ns()}"  # a table of its own on the shared server
+    env = environment(DESTINATION__POSTGRES__CREDENTIALS=url, DLT_DATA_DIR=str(tmp_path))
+    args = ["--destination", "postgres", "--table", table, "--since", start.isoformat()]
+    first = sync(local, tmp_path, *args, env=env)
+    assert first.code == 0, first.err
+    assert f" into opper.{table} in postgres" in first.out
+    second = sync(local, tmp_path, *args, "--format", "json", env=env)
+    assert second.code == 0, second.err
+    report = json.loads(second.out)
+    assert report["unchanged"] == report["rows"] > 0
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT time_bucket, model, project_name, cost FROM opper.{table}")  # noqa: S608
+        held = sorted(cursor.fetchall(), key=lambda row: row[:3])
+    with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
+        items = opper.analytics.get_usage(
+            from_date=start, to_date=report["to"], granularity="hour", group_by=GROUP_BY
+        )
+    assert [(row[0].astimezone(UTC), *row[1:]) for row in held] == expected_rows(
+        items, GROUP_BY, []
+    )
