@@ -4,7 +4,8 @@ which `opper-usage sync` loads and which users put in pipelines of their own (th
 
 The table: `time_bucket` (a timestamp with time zone), one text column per group-by key (a
 missing tag is `UNTAGGED`, never NULL, since the column is part of the key), each field (a
-double), `cost` (DECIMAL(38, 12), exact). Column names are the keys as dlt's default naming
+double), `cost` (DECIMAL(38, 12), exact), `count` (the events, a bigint; NULL where the API
+did not send it). Column names are the keys as dlt's default naming
 convention writes them (`column_name`); two keys that would share a name are refused.
 
 Each run fetches from the bucket holding `until - refetch` after the last run's end (on the
@@ -40,7 +41,7 @@ except ImportError as missing:  # pragma: no cover - the test of the extra runs 
 from . import _windows
 from ._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
 from ._client import Opper
-from ._columns import columns_for, value_text
+from ._columns import columns_for, counts, value_text
 from ._validation import invalid
 from .models import GetUsageResultItem, Granularity
 
@@ -208,6 +209,7 @@ def usage_source(
             *(pa.field(names[key], pa.string(), nullable=False) for key in group_by),
             *(pa.field(names[key], pa.float64()) for key in fields),
             pa.field("cost", COST_TYPE, nullable=False),
+            pa.field("count", pa.int64()),
         ]
     )
     hints: dict[str, Any] = {
@@ -215,10 +217,11 @@ def usage_source(
         **{names[key]: {"data_type": "text", "nullable": False} for key in group_by},
         **{names[key]: {"data_type": "double", "nullable": True} for key in fields},
         "cost": {"data_type": "decimal", "precision": 38, "scale": 12, "nullable": False},
+        "count": {"data_type": "bigint", "nullable": True},
     }
 
     key_columns = ["time_bucket", *(names[key] for key in group_by)]
-    value_columns = [*(names[key] for key in fields), "cost"]
+    value_columns = [*(names[key] for key in fields), "cost", "count"]
 
     def batch(items: list[GetUsageResultItem], held: Rows | None, run: dict[str, Any]) -> pa.Table:
         extras = list(map(_EXTRAS, items))
@@ -229,6 +232,7 @@ def usage_source(
         values: list[list[Any]] = [
             *([_number(e.get(key)) for e in extras] for key in fields),
             list(map(Decimal, map(_COST, items))),
+            counts(items),
         ]
         _count(held, keys, values, run)
         arrays = [pa.array(v, f.type) for v, f in zip(keys + values, schema, strict=True)]

@@ -23,7 +23,7 @@ from tests.support.sync import UTC, expected_rows, table_rows
 
 GROUP_BY = ["model", "project.name"]
 QUERY = ["--granularity", "hour", "--group-by", "model", "--group-by", "project.name"]
-TABLE = "SELECT time_bucket, model, project_name, cost FROM opper.usage"
+TABLE = "SELECT time_bucket, model, project_name, cost, count FROM opper.usage"
 
 
 def since() -> dt.datetime:
@@ -243,7 +243,7 @@ def test_the_filesystem_destination_writes_a_delta_table_of_parquet_files(
     assert lines[1].endswith(" fetched, inserted and updated not counted (files are not read back)")
     to = lines[0].split(" to ")[1].split(" ")[0]
     files = DeltaTable(str(lake / "opper" / "usage")).file_uris()
-    query = f"SELECT time_bucket, model, project_name, cost FROM read_parquet({files!r})"  # noqa: S608
+    query = f"SELECT time_bucket, model, project_name, cost, count FROM read_parquet({files!r})"  # noqa: S608
     held = table_rows(query, 3)
     with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
         items = opper.analytics.get_usage(
@@ -272,7 +272,7 @@ def test_a_postgres_table_is_kept_in_sync(local: LocalServer, tmp_path: Path) ->
     report = json.loads(second.out)
     assert report["unchanged"] == report["rows"] > 0
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT time_bucket, model, project_name, cost FROM opper.{table}")  # noqa: S608
+        cursor.execute(f"SELECT time_bucket, model, project_name, cost, count FROM opper.{table}")  # noqa: S608
         held = sorted(cursor.fetchall(), key=lambda row: row[:3])
     with Opper(http_bearer=API_KEY, server_url=local.url) as opper:
         items = opper.analytics.get_usage(

@@ -27,7 +27,7 @@ SINCE = dt.datetime(2028, 1, 10, tzinfo=UTC)
 GROUP_BY = ["model", "project.name"]
 FIELDS = ["total_tokens"]
 QUERY: dict[str, Any] = {"granularity": "hour", "group_by": GROUP_BY, "fields": FIELDS}
-TABLE = "SELECT time_bucket, model, project_name, total_tokens, cost FROM opper.usage"
+TABLE = "SELECT time_bucket, model, project_name, total_tokens, cost, count FROM opper.usage"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_the_table_is_one_get_usage_over_the_synced_range(
     assert len(items) > 100
     held = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
     assert held == expected_rows(items, GROUP_BY, FIELDS)
-    assert sum(row[-1] for row in held) == sum(Decimal(item.cost) for item in items)
+    assert sum(row[-2] for row in held) == sum(Decimal(item.cost) for item in items)
     assert state["last_run"]["rows"] == state["last_run"]["inserted"] == len(items)
     untagged = [row for row in held if "(untagged)" in row[1:3]]
     assert untagged, "the kit leaves some events without a project: they read (untagged)"
@@ -87,6 +87,7 @@ def test_the_table_is_one_get_usage_over_the_synced_range(
             ("project_name", "VARCHAR", "NO"),
             ("total_tokens", "DOUBLE", "YES"),
             ("cost", "DECIMAL(38,12)", "NO"),
+            ("count", "BIGINT", "YES"),
         ]
     )
 
@@ -170,7 +171,7 @@ def test_a_run_asking_for_another_set_is_refused_before_any_request(
     ("options", "message"),
     [
         ({"group_by": ["project.name", "project_name"]}, "would both be the column"),
-        ({"fields": ["count"]}, "would be the column 'count'"),
+        ({"group_by": ["Count"]}, "would be the column 'count'"),
         ({"group_by": ["model"], "fields": ["model"]}, "one of the fields too"),
         ({"granularity": "fortnight"}, "granularity"),
         ({"refetch": dt.timedelta(hours=-1)}, "refetch"),

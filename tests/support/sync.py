@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from opperai_usage._generated.types import Unset
 from opperai_usage.models import GetUsageResultItem
 
 UTC = dt.timezone.utc
@@ -36,13 +37,14 @@ def expected_rows(
     items: Iterable[GetUsageResultItem], group_by: Sequence[str], fields: Sequence[str]
 ) -> list[Row]:
     """The table's rows for `items`: the columns in the table's order, a missing tag as
-    `(untagged)`, fields as floats, the cost as an exact Decimal."""
+    `(untagged)`, fields as floats, the cost as an exact Decimal, then the count."""
     rows = [
         (
             item.time_bucket.astimezone(UTC),
             *("(untagged)" if item.get(key) is None else item[key] for key in group_by),
             *(None if item.get(key) is None else float(item[key]) for key in fields),
             Decimal(item.cost),
+            None if isinstance(item.count, Unset) else item.count,
         )
         for item in items
     ]
