@@ -286,10 +286,12 @@ def clean(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmark: this client, raw httpx and the official SDK (bench/README.md)."""
-    install(session, "-e", ".[fast]", *group("bench"))
+    """Side-by-side benchmark: this client, raw httpx and the official SDK; then long ranges
+    and sync, 1,000,000 items (bench/README.md)."""
+    install(session, "-e", ".[fast,sync]", *group("bench"))
     official = ["--official-python", _official_python(session)]
     session.run("python", "bench/run.py", *official, *session.posargs)
+    session.run("python", "bench/sync.py")
 
 
 # -- when the API changes (tools/; CONTRIBUTING.md: "When the API changes")
