@@ -155,7 +155,7 @@ def test_an_api_failure_exits_1_on_one_line_and_changes_nothing(
 
 def test_a_second_run_at_once_fails_and_harms_nothing(local: LocalServer, tmp_path: Path) -> None:
     start = since()
-    local.script({"delay_ms": 1500})  # the first run's only request waits
+    local.script({"delay_ms": 10_000})  # the first run holds its lock meanwhile
     first = started(local, tmp_path, "--since", start.isoformat(), "--format", "json")
     wait_for(local.requests, "the first run's request")
     second = sync(local, tmp_path)
