@@ -109,6 +109,11 @@ def _describe(what: dict[str, Any]) -> str:
     return f"granularity {what['granularity']}, group by {groups}, fields {fields}"
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC; without an offset it is UTC already, as the API reads dates."""
+    return moment.replace(tzinfo=_UTC) if moment.tzinfo is None else moment.astimezone(_UTC)
+
+
 def _bucket_start(moment: dt.datetime, granularity: Granularity) -> dt.datetime:
     start = _windows.start(_windows.index(moment, granularity), granularity)
     assert start is not None  # the bucket of a datetime starts inside the datetime range
@@ -191,6 +196,10 @@ def usage_source(
     names = _columns(group_by, fields)
     if not isinstance(refetch, dt.timedelta) or refetch < dt.timedelta(0):
         raise invalid("refetch", f"must be a timedelta of 0 or more, got {refetch!r}")
+    if not isinstance(since, dt.datetime | dt.timedelta):
+        raise invalid("since", f"must be a datetime or a timedelta, got {since!r}")
+    if until is not None and not isinstance(until, dt.datetime):
+        raise invalid("until", f"must be a datetime, got {until!r}")
     # Checked as iter_usage checks them, nothing sent: the windows are only planned.
     opper.analytics.iter_usage(
         from_date=dt.datetime(2000, 1, 1, tzinfo=_UTC),
@@ -246,13 +255,13 @@ def usage_source(
                 f"the table {table!r} holds {_describe(holds)}; this run asks for "
                 f"{_describe(wanted)}: ask for what it holds, or sync into another table"
             )
-        end = (until or dt.datetime.now(_UTC)).astimezone(_UTC)
+        end = _utc(until or dt.datetime.now(_UTC))
         synced = state.get("synced_to")
         if synced is not None:
             begin = dt.datetime.fromisoformat(synced) - refetch
         else:
             begin = since if isinstance(since, dt.datetime) else end - since
-        begin = _bucket_start(begin.astimezone(_UTC), unit)
+        begin = _bucket_start(_utc(begin), unit)
         state["table"] = wanted
         counted = 0 if table_format is None else None  # files cannot be read back here
         run: dict[str, Any] = {

@@ -109,8 +109,8 @@ def test_a_second_run_changes_nothing_and_fetches_only_the_refetch_window(
 
 
 def test_a_later_run_continues_where_the_last_stopped(fixed: LocalServer, tmp_path: Path) -> None:
-    middle = dt.datetime(2028, 1, 15, 7, 30, tzinfo=UTC)
-    sync(fixed, tmp_path, until=middle)
+    middle = dt.datetime(2028, 1, 15, 7, 30)  # no offset: UTC, as the API reads dates
+    sync(fixed, tmp_path, until=middle, since=SINCE.replace(tzinfo=None))
     state = sync(fixed, tmp_path, refetch=dt.timedelta(hours=2))
     assert state["last_run"]["from"] == "2028-01-15T05:00:00+00:00"  # its bucket's start
     held = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
@@ -175,6 +175,7 @@ def test_a_run_asking_for_another_set_is_refused_before_any_request(
         ({"group_by": ["model"], "fields": ["model"]}, "one of the fields too"),
         ({"granularity": "fortnight"}, "granularity"),
         ({"refetch": dt.timedelta(hours=-1)}, "refetch"),
+        ({"since": "2026-01-01"}, "since must be a datetime or a timedelta"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(
