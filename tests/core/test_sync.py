@@ -47,11 +47,14 @@ def fixed(kit: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
     return kit
 
 
-def sync(kit: LocalServer, folder: Path, until: dt.datetime = NOW, **options: Any) -> Any:
-    """One run into `folder`/usage.duckdb; dlt's state of the table afterwards."""
+def sync(
+    kit: LocalServer, folder: Path, until: dt.datetime = NOW, machine: str = "dlt", **options: Any
+) -> Any:
+    """One run into `folder`/usage.duckdb, dlt's working folder `folder`/`machine`; dlt's state
+    of the table afterwards."""
     pipeline = dlt.pipeline(
         "opper_usage",
-        pipelines_dir=str(folder / "dlt"),
+        pipelines_dir=str(folder / machine),
         destination=dlt.destinations.duckdb(str(folder / "usage.duckdb")),
         dataset_name="opper",
     )
@@ -113,6 +116,20 @@ def test_a_later_run_continues_where_the_last_stopped(fixed: LocalServer, tmp_pa
     sync(fixed, tmp_path, until=middle, since=SINCE.replace(tzinfo=None))
     state = sync(fixed, tmp_path, refetch=dt.timedelta(hours=2))
     assert state["last_run"]["from"] == "2028-01-15T05:00:00+00:00"  # its bucket's start
+    held = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
+    assert held == expected_rows(usage(fixed, SINCE, NOW), GROUP_BY, FIELDS)
+
+
+def test_another_machine_continues_from_the_state_in_the_destination(
+    fixed: LocalServer, tmp_path: Path
+) -> None:
+    sync(fixed, tmp_path, until=NOW - dt.timedelta(days=2))
+    fixed.reset()
+    state = sync(fixed, tmp_path, machine="elsewhere")  # a working folder of its own, empty
+    assert state["last_run"]["from"] == (NOW - dt.timedelta(days=3)).isoformat()
+    assert state["synced_from"] == SINCE.isoformat()
+    (request,) = fixed.requests()
+    assert request["query"]["from_date"] == [f"{NOW - dt.timedelta(days=3):%Y-%m-%dT%H:%M:%SZ}"]
     held = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
     assert held == expected_rows(usage(fixed, SINCE, NOW), GROUP_BY, FIELDS)
 
