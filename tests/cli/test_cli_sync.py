@@ -153,6 +153,16 @@ def test_an_api_failure_exits_1_on_one_line_and_changes_nothing(
     assert table_rows(TABLE, 3, tmp_path / "opper_usage.duckdb") == before
 
 
+def test_a_destination_failure_exits_1_on_one_line(local: LocalServer, tmp_path: Path) -> None:
+    (tmp_path / "notes.duckdb").write_text("not a database\n")
+    done = sync(local, tmp_path, "--db", "notes.duckdb")
+    assert done.code == 1
+    (line,) = done.err.splitlines()
+    assert line.startswith("opper-usage: error: sync failed: ")
+    assert "is not a valid DuckDB database file" in line
+    assert (tmp_path / "notes.duckdb").read_text() == "not a database\n"
+
+
 def test_a_second_run_at_once_fails_and_harms_nothing(local: LocalServer, tmp_path: Path) -> None:
     start = since()
     local.script({"delay_ms": 10_000})  # the first run holds its lock meanwhile
