@@ -18,7 +18,15 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._columns import INCOMPLETE, PERIOD, columns_for, json_text, sum_costs, sum_numbers
+from ._columns import (
+    INCOMPLETE,
+    PERIOD,
+    columns_for,
+    json_text,
+    sum_costs,
+    sum_numbers,
+    value_text,
+)
 from ._validation import InvalidArgumentError, invalid
 
 if TYPE_CHECKING:
@@ -169,7 +177,7 @@ def roll_up(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     now: dt.datetime | None = None,
-    granularity: str = "hour",
+    granularity: str | Granularity = "hour",
     fields: Sequence[str] | None = None,
     group_by: Sequence[str] | None = None,
 ) -> list[GetUsageResultItem]:
@@ -191,7 +199,7 @@ def roll_up(
 
     period = _checked_period(period)
     tz = zone(tz)
-    step = _bucket_end(Granularity(granularity) if isinstance(granularity, str) else granularity)
+    step = _bucket_end(Granularity(granularity))
     range_start = None if start is None else _aware(start, "start")
     range_end = None if end is None else _aware(end, "end")
     moment = dt.datetime.now(_UTC) if now is None else _aware(now, "now")
@@ -213,15 +221,21 @@ def roll_up(
         group[1].append(item.cost)
         for values, name in zip(group[2], columns.fields, strict=True):
             values.append(extras.get(name))
+    order = sorted(groups, key=lambda key: (key[0], [_order(tag) for tag in groups[key][0]]))
     return [
-        _item(day, tags, costs, sums, columns.group_by, columns.fields, period, tz,
-              (range_start, range_end, moment))
-        for (day, _), (tags, costs, sums) in groups.items()
+        _item(day, groups[day, tags][0], *groups[day, tags][1:], columns.group_by,
+              columns.fields, period, tz, (range_start, range_end, moment))
+        for day, tags in order
     ]  # fmt: skip
 
 
 def _hashable(value: Any) -> Any:
     return json_text(value) if isinstance(value, dict | list) else (type(value), value)
+
+
+def _order(tag: Any) -> tuple[bool, str]:
+    """Groups in a period sorted by their tags' text, nulls last (as the API sorts them)."""
+    return tag is None, value_text(tag)
 
 
 def _bucket_end(granularity: Granularity) -> Callable[[dt.datetime], dt.datetime | None]:

@@ -227,3 +227,22 @@ def test_quarters_in_utc_are_made_of_months() -> None:
     assert fetch_granularity(start, end, "year").value == "year"
     assert fetch_granularity(start, end, "month", "Asia/Kathmandu").value == "minute"
     assert "roll_up" in opperai_usage.__all__
+
+
+def test_dataframes_carry_the_period_and_incomplete_columns(
+    kits: dict[dt.datetime, UsageServer],
+) -> None:
+    start = dt.datetime(2026, 12, 30, 12, tzinfo=UTC)
+    with Opper(api_key="test", server_url=kits[YEAR_END].url) as opper:
+        items = opper.analytics.get_usage(
+            from_date=start, to_date=YEAR_END, granularity="hour", group_by=GROUP_BY
+        )
+    result = roll_up(items, "day", "America/New_York", start=start, end=YEAR_END, now=YEAR_END)
+    frame = opperai_usage.to_pandas(result)
+    assert list(frame.columns) == ["time_bucket", "period", "incomplete", "model", "cost"]
+    assert (str(frame["period"].dtype), str(frame["incomplete"].dtype)) == ("string", "bool")
+    assert list(frame["period"]) == [item["period"] for item in result]
+    assert list(frame["incomplete"]) == [item["incomplete"] for item in result]
+    polars = opperai_usage.to_polars(result)
+    assert polars.columns == list(frame.columns)
+    assert polars["incomplete"].to_list() == list(frame["incomplete"])

@@ -116,13 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--month",
         type=_month,
         metavar="YYYY-MM",
-        help="one calendar month in UTC (instead of --from/--to)",
+        help="one calendar month in UTC, or in --tz's zone (instead of --from/--to)",
     )
     query = parser.add_argument_group("what to sum and group by")
     query.add_argument(
         "--granularity",
         metavar="UNIT",
-        help=f"time bucket size: {granularities} (the API's default: day)",
+        help=f"time bucket size: {granularities} (the API's default: day), or week or quarter",
+    )
+    query.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="sum into the days, ISO weeks, months, quarters or years of this IANA time zone "
+        "(such as Europe/Stockholm), with a period and an incomplete column; --from/--to "
+        "without an offset, and --month, are read in it (week and quarter work without it, "
+        "in UTC)",
     )
     query.add_argument(
         "--field",

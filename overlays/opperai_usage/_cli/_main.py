@@ -47,6 +47,7 @@ from ._failures import (
     show_warning,
 )
 from ._files import check_output, silence_stdout, write_file, write_stdout
+from ._periods import plan
 from ._progress import Progress
 from ._text import REPLACE
 from ._writers import write_csv, write_json, write_jsonl
@@ -111,10 +112,14 @@ def run(args: argparse.Namespace) -> int:
     """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
     if args.csv_raw and args.format != "csv":
         raise UsageError("--csv-raw is for --format csv")
-    from_date, to_date = time_range(args, dt.datetime.now(_UTC))
+    now = dt.datetime.now(_UTC)
+    from_date, to_date = time_range(args, now)
     fields: list[str] = args.fields or []
     group_by: list[str] = args.group_by or []
     columns = columns_for((), fields, group_by)  # a key used twice is refused here
+    periods = plan(args, now)  # --tz, week, quarter: local periods summed from UTC buckets
+    if periods is not None:
+        columns = periods.columns(columns)
     output = check_output(args.output, "--output")
     report = check_output(args.html, "--html")
     if output is not None and output == report:
@@ -131,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         "fields": fields or None,
         "group_by": group_by or None,
     }
+    if periods is not None:
+        arguments |= periods.arguments()
     sent: list[str] = []  # the request line as sent (the last attempt's), for the report
 
     def record(request: httpx.Request) -> None:
@@ -142,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         Opper(server_url=args.server_url, timeout_ms=timeout_ms, client=client) as opper,
     ):
         items, windows = _fetch(opper, arguments)
+    if periods is not None:
+        items = periods.roll_up(items, columns, arguments["granularity"])
     if windows > 1:  # fetched at once: the earliest window's request stands for them all
         sent.append(f"{min(sent)} (the first of {windows} windows)")
 
