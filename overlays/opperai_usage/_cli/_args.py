@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 done; 1 the API or the network failed; 2 bad usage or arguments "
             "(nothing is sent). Example: opper-usage --month 2026-11 --group-by model "
-            "--field total_tokens --format csv -o november.csv"
+            "--field total_tokens --format csv -o november.csv. Budgets: opper-usage check --help"
         ),
     )
     when = parser.add_argument_group("time range (default: the API's, the current month)")

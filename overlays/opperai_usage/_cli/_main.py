@@ -108,6 +108,20 @@ def _fetch(opper: Opper, arguments: dict[str, Any]) -> tuple[list[Any], int]:
         return list(windowed), windowed.windows
 
 
+def require_api_key() -> None:
+    """Bad usage (exit 2, nothing sent) when the environment holds no API key."""
+    if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
+        raise UsageError(
+            f"no API key: set {_credentials.ENV_VARIABLES[0]} (or "
+            f"{_credentials.ENV_VARIABLES[1]}); the command never takes it as an argument"
+        )
+
+
+def timeout_ms(args: argparse.Namespace) -> int | None:
+    """`--timeout` in milliseconds, for `Opper`."""
+    return max(1, round(args.timeout * 1000)) if args.timeout else None
+
+
 def run(args: argparse.Namespace) -> int:
     """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
     if args.csv_raw and args.format != "csv":
@@ -124,11 +138,7 @@ def run(args: argparse.Namespace) -> int:
     report = check_output(args.html, "--html")
     if output is not None and output == report:
         raise UsageError("--output and --html name the same file")
-    if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
-        raise UsageError(
-            f"no API key: set {_credentials.ENV_VARIABLES[0]} (or "
-            f"{_credentials.ENV_VARIABLES[1]}); the command never takes it as an argument"
-        )
+    require_api_key()
     arguments: dict[str, Any] = {
         "from_date": from_date,
         "to_date": to_date,
@@ -143,10 +153,9 @@ def run(args: argparse.Namespace) -> int:
     def record(request: httpx.Request) -> None:
         sent.append(f"{request.method} {request.url}")
 
-    timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
     with (
         httpx.Client(follow_redirects=True, event_hooks={"request": [record]}) as client,
-        Opper(server_url=args.server_url, timeout_ms=timeout_ms, client=client) as opper,
+        Opper(server_url=args.server_url, timeout_ms=timeout_ms(args), client=client) as opper,
     ):
         items, windows = _fetch(opper, arguments)
     if periods is not None:
@@ -173,14 +182,19 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script's entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)  # bad usage: argparse exits with 2
+    command, parser = run, build_parser
+    if arguments[:1] == ["check"]:  # `opper-usage check`: budgets (_check)
+        from . import _check
+
+        command, parser, arguments = _check.run, _check.build_parser, arguments[1:]
+    args = parser().parse_args(arguments)  # bad usage: argparse exits with 2
     args.argv = arguments
     from ..errors import OpperError
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            return run(args)
+            return command(args)
         except UsageError as error:
             print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
             return EXIT_USAGE
