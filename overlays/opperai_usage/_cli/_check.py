@@ -130,12 +130,18 @@ class Result:
         if self.forecast is not None and self.forecast > self.budget:
             return "forecast over", EXIT_FORECAST_OVER
         if self.warn_at is not None and self.spent > self.warn_at * self.budget:
-            return f"past {decimal_text(self.warn_at * 100)}%", EXIT_FORECAST_OVER
+            return f"past {_percent(self.warn_at)}", EXIT_FORECAST_OVER
         return "ok", EXIT_OK
 
     @property
     def used(self) -> Decimal:
         return self.spent / self.budget * 100
+
+
+def _percent(share: Decimal) -> str:
+    """`Decimal("0.8")` as `80%`, `Decimal("0.805")` as `80.5%`."""
+    text = decimal_text(share * 100)
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def _month_of(args: argparse.Namespace, tz: dt.tzinfo, now: dt.datetime) -> Month:
