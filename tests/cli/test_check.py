@@ -65,7 +65,7 @@ def figures(
     if value is not None:
         items = [i for i in items if (i[tag] is None if value == "(untagged)" else i[tag] == value)]
     spent = sum((Decimal(i.cost) for i in items), Decimal(0))
-    if NOW >= end:
+    if end <= NOW:
         return {"spent": spent, "forecast": None}
     today = NOW.astimezone(zone).date()
     today_start = dt.datetime(today.year, today.month, today.day, tzinfo=zone).astimezone(UTC)
@@ -228,7 +228,8 @@ def test_group_values_are_escaped_for_the_terminal(fresh: LocalServer, tmp_path:
     path.write_text('[per.customer]\n"\\u001b]0;pwned\\u0007\\u001b[2J" = 1\n')
     result = check(fresh, "--budgets", str(path))
     assert result.code == 4
-    assert "\x1b" not in result.out and "\x07" not in result.out
+    assert "\x1b" not in result.out
+    assert "\x07" not in result.out
     assert "customer = \\x1b]0;pwned\\x07\\x1b[2J" in result.out
     fresh.script(
         {"json": [{"time_bucket": "2026-11-02T00:00:00Z", "cost": "5.000000", "customer": evil}]}
