@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,24 @@ def check(kit: LocalServer, *args: str) -> Result:
     return run("check", "--server-url", kit.url, *AS_OF, *args)
 
 
+@dataclass(frozen=True)
+class Figures:
+    spent: Decimal
+    forecast: Decimal | None
+
+    @property
+    def forecast_made(self) -> Decimal:
+        assert self.forecast is not None
+        return self.forecast
+
+
 def figures(
     kit: LocalServer,
     tz: str = "UTC",
     month: tuple[int, int] = (2026, 11),
     tag: str | None = None,
     value: str | None = None,
-) -> dict[str, Decimal | None]:
+) -> Figures:
     """Spent and forecast by the README's rule, worked out here from the kit's buckets (days in
     UTC, hours elsewhere, grouped by `tag` when given, as the command asks: the API rounds each
     bucket's cost): spent so far + the mean of the complete local days x the 24-hour days
@@ -62,18 +74,18 @@ def figures(
             from_date=start, to_date=upto, granularity="day" if tz == "UTC" else "hour",
             group_by=[tag] if tag else None,
         )  # fmt: skip
-    if value is not None:
+    if tag is not None and value is not None:
         items = [i for i in items if (i[tag] is None if value == "(untagged)" else i[tag] == value)]
     spent = sum((Decimal(i.cost) for i in items), Decimal(0))
     if end <= NOW:
-        return {"spent": spent, "forecast": None}
+        return Figures(spent, None)
     today = NOW.astimezone(zone).date()
     today_start = dt.datetime(today.year, today.month, today.day, tzinfo=zone).astimezone(UTC)
     complete = sum((Decimal(i.cost) for i in items if i.time_bucket < today_start), Decimal(0))
     complete_days = (today - start.date()).days
     days_left = Decimal(str((end.astimezone(UTC) - NOW).total_seconds())) / 86_400
     forecast = spent + complete / complete_days * days_left
-    return {"spent": spent, "forecast": forecast.quantize(Decimal("0.000001"), ROUND_HALF_EVEN)}
+    return Figures(spent, forecast.quantize(Decimal("0.000001"), ROUND_HALF_EVEN))
 
 
 def report(result: Result) -> dict[str, Any]:
@@ -83,9 +95,8 @@ def report(result: Result) -> dict[str, Any]:
 
 def test_within_budget_exits_0_and_reports_spend_forecast_and_share(fresh: LocalServer) -> None:
     want = figures(fresh)
-    assert want["forecast"] is not None
-    assert want["forecast"] > want["spent"] > 0
-    budget = (want["forecast"] * 2).quantize(Decimal("0.01"))
+    assert want.forecast_made > want.spent > 0
+    budget = (want.forecast_made * 2).quantize(Decimal("0.01"))
     result = check(fresh, "--budget", str(budget), "--format", "json")
     assert (result.code, result.err) == (0, "")
     document = report(result)
@@ -94,10 +105,10 @@ def test_within_budget_exits_0_and_reports_spend_forecast_and_share(fresh: Local
     }  # fmt: skip
     assert (document["days"], document["complete_days"], document["exit_status"]) == (30, 19, 0)
     (total,) = document["budgets"]
-    assert Decimal(total["spent"]) == want["spent"]
-    assert Decimal(total["forecast"]) == want["forecast"]
+    assert Decimal(total["spent"]) == want.spent
+    assert Decimal(total["forecast"]) == want.forecast_made
     assert Decimal(total["budget"]) == budget
-    assert total["used_percent"] == float(round(want["spent"] / budget * 100, 2))
+    assert total["used_percent"] == float(round(want.spent / budget * 100, 2))
     assert (total["tag"], total["status"]) == (None, "ok")
     # The table, for people: the same figures.
     table = check(fresh, "--budget", str(budget))
@@ -105,29 +116,28 @@ def test_within_budget_exits_0_and_reports_spend_forecast_and_share(fresh: Local
     lines = table.out.splitlines()
     assert lines[0] == "2026-11 in UTC, as of 2026-11-20T15:00:00Z: 19 of 30 days complete"
     assert lines[2].split() == ["scope", "spent", "forecast", "budget", "used", "status"]
-    assert lines[4].split()[:4] == ["total", str(want["spent"]), str(want["forecast"]), str(budget)]
+    assert lines[4].split()[:4] == ["total", str(want.spent), str(want.forecast_made), str(budget)]
     assert lines[4].split()[-1] == "ok"
     assert lines[-1].startswith("forecast: spent + the mean of the 19 complete days x the 10.4")
 
 
 def test_forecast_over_exits_3_and_spend_over_exits_4(fresh: LocalServer) -> None:
     want = figures(fresh)
-    assert want["forecast"] is not None
-    between = ((want["spent"] + want["forecast"]) / 2).quantize(Decimal("0.000001"))
-    below = (want["spent"] - Decimal("0.000001")).quantize(Decimal("0.000001"))
+    between = ((want.spent + want.forecast_made) / 2).quantize(Decimal("0.000001"))
+    below = (want.spent - Decimal("0.000001")).quantize(Decimal("0.000001"))
     at_risk = check(fresh, "--budget", str(between), "--format", "json")
     over = check(fresh, "--budget", str(below), "--format", "json")
     assert (at_risk.code, over.code, at_risk.err, over.err) == (3, 4, "", "")
     assert report(at_risk)["budgets"][0]["status"] == "forecast over"
     assert report(over)["budgets"][0]["status"] == "over"
-    exactly = check(fresh, "--budget", str(want["forecast"]))  # not over: at it
+    exactly = check(fresh, "--budget", str(want.forecast_made))  # not over: at it
     assert exactly.code == 0
 
 
 def test_warn_at_exits_3_once_spend_passes_the_share(fresh: LocalServer) -> None:
     """In a past month (no forecast): 90 % used is past 80 %, and not past 95 %."""
     want = figures(fresh, month=(2026, 10))
-    budget = (want["spent"] / Decimal("0.9")).quantize(Decimal("0.000001"))
+    budget = (want.spent / Decimal("0.9")).quantize(Decimal("0.000001"))
     warned = check(fresh, "--month", "2026-10", "--budget", str(budget), "--warn-at", "80%")
     quiet = check(fresh, "--month", "2026-10", "--budget", str(budget), "--warn-at", "95")
     plain = check(fresh, "--month", "2026-10", "--budget", str(budget))
@@ -142,7 +152,7 @@ def test_a_past_month_is_final_with_no_forecast(fresh: LocalServer) -> None:
     document = report(result)
     assert (document["final"], document["days"], document["complete_days"]) == (True, 31, 31)
     (total,) = document["budgets"]
-    assert (Decimal(total["spent"]), total["forecast"]) == (want["spent"], None)
+    assert (Decimal(total["spent"]), total["forecast"], want.forecast) == (want.spent, None, None)
     table = check(fresh, "--month", "2026-10", "--budget", "1000")
     assert table.out.splitlines()[0] == "2026-10 in UTC: final, the month has ended"
     assert table.out.splitlines()[4].split()[2] == "-"
@@ -170,8 +180,8 @@ def test_a_time_zone_moves_the_month_and_its_days(fresh: LocalServer) -> None:
     assert (document["time_zone"], document["complete_days"]) == ("America/New_York", 19)
     (total,) = document["budgets"]
     assert (Decimal(total["spent"]), Decimal(total["forecast"])) == (
-        want["spent"],
-        want["forecast"],
+        want.spent,
+        want.forecast_made,
     )
 
 
@@ -191,8 +201,7 @@ def test_a_budgets_file_reports_each_budget_and_exits_with_the_worst(
     fresh: LocalServer, tmp_path: Path
 ) -> None:
     untagged = figures(fresh, tag="project.name", value="(untagged)")
-    assert untagged["forecast"] is not None
-    midway = ((untagged["spent"] + untagged["forecast"]) / 2).quantize(Decimal("0.000001"))
+    midway = ((untagged.spent + untagged.forecast_made) / 2).quantize(Decimal("0.000001"))
     path = tmp_path / "budgets.toml"
     path.write_text(BUDGETS.format(untagged=midway))
     result = check(fresh, "--budgets", str(path), "--format", "json")
@@ -208,10 +217,10 @@ def test_a_budgets_file_reports_each_budget_and_exits_with_the_worst(
     for entry in document["budgets"][1:]:
         want = figures(fresh, tag="project.name", value=entry["value"])
         assert (Decimal(entry["spent"]), Decimal(entry["forecast"])) == (
-            want["spent"], want["forecast"],
+            want.spent, want.forecast_made,
         )  # fmt: skip
     everything = figures(fresh, tag="project.name")
-    assert Decimal(document["budgets"][0]["spent"]) == everything["spent"]
+    assert Decimal(document["budgets"][0]["spent"]) == everything.spent
     (request,) = [r for r in fresh.requests() if r["query"].get("group_by")][:1]
     assert request["query"]["group_by"] == ["project.name"]
     # Without alpha's budget the worst is the untagged forecast: 3.
