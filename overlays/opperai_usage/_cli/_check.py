@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 within budget, forecast within it; 3 forecast over a budget, or "
             "spend past --warn-at; 4 spend over a budget; 1 the API failed; 2 bad usage. "
-            "Example: opper-usage check --budget 500 --warn-at 80%%"
+            "Example: opper-usage check --budget 500 --warn-at 80%"
         ),
     )
     which = parser.add_mutually_exclusive_group(required=True)
@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="check as of this moment (ISO 8601; without an offset, in --tz's zone) instead of "
         "now: usage up to it counts, and the days complete by then",
     )
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table (default), for people; json, for programs",
+    )
     parser.add_argument("--server-url", metavar="URL", help="the API's URL")
     parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="each attempt's budget")
     return parser
