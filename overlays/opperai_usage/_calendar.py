@@ -199,7 +199,11 @@ def roll_up(
 
     period = _checked_period(period)
     tz = zone(tz)
-    step = _bucket_end(Granularity(granularity))
+    try:
+        step = _bucket_end(Granularity(granularity))
+    except ValueError:
+        names = ", ".join(repr(g.value) for g in Granularity)
+        raise invalid("granularity", f"must be one of {names}, not {granularity!r}") from None
     range_start = None if start is None else _aware(start, "start")
     range_end = None if end is None else _aware(end, "end")
     moment = dt.datetime.now(_UTC) if now is None else _aware(now, "now")

@@ -217,6 +217,9 @@ def test_bad_arguments_are_refused_naming_them() -> None:
         roll_up([day_bucket], "day", "Europe/Stockholm", granularity="day")
     assert bad.value.parameter == "granularity"
     assert roll_up([day_bucket], "day", "UTC", granularity="day", now=end)[0].cost == "1.5"
+    with pytest.raises(InvalidArgumentError, match="granularity must be one of") as bad:
+        roll_up([day_bucket], "day", "UTC", granularity="week")
+    assert bad.value.parameter == "granularity"
 
 
 def test_quarters_in_utc_are_made_of_months() -> None:
