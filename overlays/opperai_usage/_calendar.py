@@ -27,6 +27,7 @@ from ._columns import (
     sum_numbers,
     value_text,
 )
+from ._generated.types import UNSET
 from ._validation import InvalidArgumentError, invalid
 
 if TYPE_CHECKING:
@@ -184,11 +185,12 @@ def roll_up(
     """`items` (UTC buckets of `granularity`, from `get_usage` or `iter_usage`) summed per local
     `period` of `tz` and per group: one item per period and group that has usage, in time order.
 
-    Each item's `time_bucket` is the period's start (an aware datetime in `tz`), `cost` the exact
-    sum, each field the sum (as the table's totals sum them), each group tag as it was; and two
-    more keys: `period`, the local label (`2026-11-02`, `2026-W45`, `2026-11`, `2026-Q4`,
-    `2026`), and `incomplete`, True when `[start, end)` (the range the items were fetched for)
-    leaves out part of the period, or when the period ends after `now` (default: this moment).
+    Each item's `time_bucket` is the period's start (an aware datetime in `tz`), `cost` the
+    exact sum, `count` the sum (`UNSET` when no item had one), each field the sum (as the
+    table's totals sum them), each group tag as it was; and two more keys: `period`, the local
+    label (`2026-11-02`, `2026-W45`, `2026-11`, `2026-Q4`, `2026`), and `incomplete`, True when
+    `[start, end)` (the range the items were fetched for) leaves out part of the period, or when
+    the period ends after `now` (default: this moment).
 
     `fields` and `group_by` say which keys are summed and which are tags, as for `to_pandas`
     (read off the items when left out). An item whose bucket straddles a period's boundary
@@ -210,7 +212,8 @@ def roll_up(
     listed = list(items)
     columns = columns_for(listed, fields, group_by)
     places: dict[int, dt.date] = {}  # id(time_bucket) -> its period's first day (kept alive)
-    groups: dict[tuple[dt.date, tuple[Any, ...]], tuple[list[Any], list[Any], list[list[Any]]]] = {}
+    groups: dict[tuple[dt.date, tuple[Any, ...]], tuple[list[Any], list[Any], list[list[Any]]]]
+    groups = {}  # (first day, tags) -> (tags, costs, [each field's values..., counts])
     for item in listed:
         when = item.time_bucket
         day = places.get(id(when))
@@ -221,10 +224,11 @@ def roll_up(
         key = (day, tuple(map(_hashable, tags)))
         group = groups.get(key)
         if group is None:
-            group = groups[key] = (tags, [], [[] for _ in columns.fields])
+            group = groups[key] = (tags, [], [[] for _ in range(len(columns.fields) + 1)])
         group[1].append(item.cost)
-        for values, name in zip(group[2], columns.fields, strict=True):
+        for values, name in zip(group[2], columns.fields, strict=False):
             values.append(extras.get(name))
+        group[2][-1].append(None if item.count is UNSET else item.count)
     order = sorted(groups, key=lambda key: (key[0], [_order(tag) for tag in groups[key][0]]))
     return [
         _item(day, groups[day, tags][0], *groups[day, tags][1:], columns.group_by,
@@ -287,6 +291,7 @@ def _item(
 ) -> GetUsageResultItem:
     from .models import GetUsageResultItem
 
+    *sums, counts = sums
     begins = local_start(day, tz)
     following = next_first_day(day, period)
     ends = None if following is None else local_start(following, tz)
@@ -296,7 +301,8 @@ def _item(
         or (ends is not None and range_end is not None and range_end < ends)
         or (ends is not None and now < ends)
     )
-    item = GetUsageResultItem(time_bucket=begins, cost=sum_costs(costs))
+    count = UNSET if all(c is None for c in counts) else sum(c for c in counts if c is not None)
+    item = GetUsageResultItem(time_bucket=begins, cost=sum_costs(costs), count=count)
     extras: dict[str, Any] = {PERIOD: label(day, period), INCOMPLETE: incomplete}
     extras.update(zip(group_by, tags, strict=True))
     for name, values in zip(fields, sums, strict=True):

@@ -70,7 +70,7 @@ def test_local_days_in_every_format(fresh: LocalServer, tmp_path: Path) -> None:
     assert (as_json.code, as_json.err) == (0, "")
     records = json.loads(as_json.out)
     assert list(records[0]) == [
-        "time_bucket", "period", "incomplete", "model", "total_tokens", "cost",
+        "time_bucket", "period", "incomplete", "model", "total_tokens", "count", "cost",
     ]  # fmt: skip
     start = dt.datetime(2026, 10, 24, tzinfo=STOCKHOLM)
     end = dt.datetime(2026, 10, 27, 12, tzinfo=STOCKHOLM)
@@ -91,16 +91,20 @@ def test_local_days_in_every_format(fresh: LocalServer, tmp_path: Path) -> None:
                           "2026-10-27": True}  # fmt: skip
     as_csv = run(*base, *dates, "--format", "csv")
     rows = list(csv.reader(io.StringIO(as_csv.out, newline="")))
-    assert rows[0] == ["time_bucket", "period", "incomplete", "model", "total_tokens", "cost"]
+    assert rows[0] == [
+        "time_bucket", "period", "incomplete", "model", "total_tokens", "count", "cost",
+    ]  # fmt: skip
     assert [row[1:3] for row in rows[1:]] == [[r["period"], str(r["incomplete"])] for r in records]
     table = run(*base, *dates)
     header, _, *body, _, totals = table.out.splitlines()
     assert header.split() == ["time_bucket", "period", "incomplete", "model", "total_tokens",
-                              "cost"]  # fmt: skip
+                              "count", "cost"]  # fmt: skip
     assert body[-1].split()[1:3] == ["2026-10-27", "True"]
     total = sum((Decimal(r["cost"]) for r in records), Decimal(0))
-    assert totals.split() == ["total,", f"{len(records)}", "items",
-                              str(sum(r["total_tokens"] for r in records)), str(total)]  # fmt: skip
+    tokens = sum(r["total_tokens"] for r in records)
+    counts = sum(r["count"] for r in records if r["count"] is not None)
+    assert totals.split() == ["total,", f"{len(records)}", "items", str(tokens), str(counts),
+                              str(total)]  # fmt: skip
     report = (tmp_path / "r.html").read_text()
     assert "<th>period</th><th>incomplete</th>" in report
     assert "(Europe/Stockholm)" in report

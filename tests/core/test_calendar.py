@@ -20,6 +20,7 @@ import pytest
 
 import opperai_usage
 from opperai_usage import Opper, fetch_granularity, roll_up
+from opperai_usage._generated.types import UNSET
 from opperai_usage.errors import InvalidArgumentError
 from opperai_usage.models import GetUsageResultItem
 from opperai_usage.testing import UsageServer
@@ -80,8 +81,9 @@ def brute_force(
     end: dt.datetime,
     now: dt.datetime,
 ) -> dict[tuple[str, str], tuple[Any, ...]]:
-    """(label, model) -> (cost, total_tokens, incomplete, buckets), from the buckets."""
-    sums: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [Decimal(0), 0, False, 0])
+    """(label, model) -> (cost, total_tokens, count, incomplete, buckets), from the buckets
+    (count `UNSET` when the kit sends none)."""
+    sums: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [Decimal(0), 0, UNSET, False, 0])
     for item in buckets:
         name, first = period_of(item.time_bucket, period, zone)
         following = first + dt.timedelta(days=1)
@@ -91,8 +93,10 @@ def brute_force(
         entry = sums[name, item["model"]]
         entry[0] += Decimal(item.cost)
         entry[1] += item["total_tokens"]
-        entry[2] = start > period_start or end < period_end or now < period_end
-        entry[3] += 1
+        if isinstance(item.count, int):
+            entry[2] = item.count + (0 if entry[2] is UNSET else entry[2])
+        entry[3] = start > period_start or end < period_end or now < period_end
+        entry[4] += 1
     return {key: tuple(values) for key, values in sums.items()}
 
 
@@ -101,7 +105,7 @@ def rolled(items: list[GetUsageResultItem]) -> dict[tuple[str, str], tuple[Any, 
     for item in items:
         key = (item["period"], item["model"])
         assert key not in found, f"{key} twice"
-        found[key] = (Decimal(item.cost), item["total_tokens"], item["incomplete"])
+        found[key] = (Decimal(item.cost), item["total_tokens"], item.count, item["incomplete"])
     return found
 
 
@@ -132,12 +136,12 @@ def test_local_days_equal_the_sum_of_their_minutes(
             )  # fmt: skip
             got = rolled(result)
             exact = brute_force(buckets, period, zone, start, end, now)
-            assert got == {key: value[:3] for key, value in exact.items()}, period
+            assert got == {key: value[:4] for key, value in exact.items()}, period
             from_minutes = brute_force(minutes, period, zone, start, end, now)
             assert got.keys() == from_minutes.keys(), period
-            for key, (cost, tokens, partial, count) in from_minutes.items():
-                assert (got[key][1], got[key][2]) == (tokens, partial), (period, key)
-                rounding = Decimal("0.0000005") * (count + exact[key][3])
+            for key, (cost, tokens, count, partial, buckets) in from_minutes.items():
+                assert got[key][1:] == (tokens, count, partial), (period, key)
+                rounding = Decimal("0.0000005") * (buckets + exact[key][4])
                 assert abs(got[key][0] - cost) <= rounding, (period, key)
             assert [item.time_bucket for item in result] == sorted(i.time_bucket for i in result)
 
@@ -242,7 +246,9 @@ def test_dataframes_carry_the_period_and_incomplete_columns(
         )
     result = roll_up(items, "day", "America/New_York", start=start, end=YEAR_END, now=YEAR_END)
     frame = opperai_usage.to_pandas(result)
-    assert list(frame.columns) == ["time_bucket", "period", "incomplete", "model", "cost"]
+    assert list(frame.columns) == [
+        "time_bucket", "period", "incomplete", "model", "count", "cost",
+    ]  # fmt: skip
     assert (str(frame["period"].dtype), str(frame["incomplete"].dtype)) == ("string", "bool")
     assert list(frame["period"]) == [item["period"] for item in result]
     assert list(frame["incomplete"]) == [item["incomplete"] for item in result]
