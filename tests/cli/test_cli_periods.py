@@ -108,6 +108,7 @@ def test_local_days_in_every_format(fresh: LocalServer, tmp_path: Path) -> None:
     report = (tmp_path / "r.html").read_text()
     assert "<th>period</th><th>incomplete</th>" in report
     assert "(Europe/Stockholm)" in report
+    assert "<th>periods</th><td><code>day in Europe/Stockholm</code></td>" in report
 
 
 def test_half_hour_zones_fetch_minutes_and_weeks_start_on_monday(fresh: LocalServer) -> None:

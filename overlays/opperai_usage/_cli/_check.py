@@ -29,7 +29,7 @@ from ._failures import EXIT_OK, PROG, UsageError
 from ._files import write_stdout
 from ._periods import _moment, month_range, time_zone
 from ._table import cell_width
-from ._text import printable
+from ._text import REPLACE, printable
 
 if TYPE_CHECKING:
     from ..models import GetUsageResultItem
@@ -218,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
     results = _results(days, month, budgets, warn_at)
     worst = max(result.status[1] for result in results)
     text = _json(month, results, worst) if args.format == "json" else _table(month, results)
-    write_stdout(lambda out: out.write(text), args.format == "table", "strict")
+    table = args.format == "table"
+    write_stdout(lambda out: out.write(text), table, REPLACE if table else "backslashreplace")
     return worst
 
 

@@ -47,7 +47,7 @@ from ._failures import (
     show_warning,
 )
 from ._files import check_output, silence_stdout, write_file, write_stdout
-from ._periods import plan
+from ._periods import CALENDAR_ONLY, plan
 from ._progress import Progress
 from ._text import REPLACE
 from ._writers import write_csv, write_json, write_jsonl
@@ -88,6 +88,8 @@ def _query_description(args: argparse.Namespace, arguments: dict[str, Any], sent
     names = {"from_date": "from", "to_date": "to", "granularity": "granularity"}
     names |= {"group_by": "group by", "fields": "fields"}
     pairs = [(label, shown(arguments.get(key))) for key, label in names.items()]
+    if args.tz is not None or args.granularity in CALENDAR_ONLY:  # summed into local periods
+        pairs.append(("periods", f"{args.granularity or 'day'} in {args.tz or 'UTC'}"))
     command = shlex.join([PROG, *args.argv])
     return Query(sent, pairs, command)
 
