@@ -303,3 +303,18 @@ def test_an_api_failure_exits_1_in_one_line(fresh: LocalServer) -> None:
     assert (result.code, result.out) == (1, "")
     assert result.err.startswith("opper-usage: UnauthorizedError: status 401: ")
     assert result.err.count("\n") == 1
+
+
+def test_without_as_of_it_checks_this_month_up_to_now(local: LocalServer) -> None:
+    before = dt.datetime.now(UTC).replace(microsecond=0)
+    result = run("check", "--server-url", local.url, "--budget", "1000000", "--format", "json")
+    after = dt.datetime.now(UTC)
+    assert (result.code, result.err) == (0, "")
+    document = report(result)
+    as_of = dt.datetime.fromisoformat(document["as_of"].replace("Z", "+00:00"))
+    assert before <= as_of <= after
+    assert document["month"] == f"{as_of:%Y-%m}"
+    assert document["complete_days"] == as_of.day - 1
+    (request,) = local.requests()
+    assert request["query"]["from_date"] == [f"{as_of:%Y-%m}-01T00:00:00Z"]
+    assert request["query"]["to_date"] == [document["as_of"]]  # whole seconds, as --last

@@ -198,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
     budgets = load(args.budgets) if args.budgets else Budgets(amount(args.budget, "--budget"))
     warn_at = budgets.warn_at if args.warn_at is None else share(args.warn_at, "--warn-at")
     tz = time_zone(args.tz or "UTC")
-    now = dt.datetime.now(_UTC) if args.as_of is None else _moment(args.as_of, "--as-of", tz)
+    now = dt.datetime.now(_UTC).replace(microsecond=0)  # as --last sends it
+    now = now if args.as_of is None else _moment(args.as_of, "--as-of", tz)
     month = _month_of(args, tz, now)
     require_api_key()
     group_by = list(budgets.per)
