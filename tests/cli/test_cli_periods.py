@@ -150,6 +150,10 @@ def test_week_and_quarter_work_without_tz_in_utc(fresh: LocalServer) -> None:
         (["--tz", "UTC", "--granularity", "hour"], "--tz takes --granularity day, week"),
         (["--tz", "UTC", "--from", "2026-11-01", "--to", "2026-10-01"], "the range is empty"),
         (["--tz", "UTC", "--from", "yesterday"], "--from must be an ISO 8601 date"),
+        (
+            ["--tz", "Europe/Amsterdam", "--from", "1930-01-01", "--to", "1930-01-03"],
+            "--tz Europe/Amsterdam has an offset of seconds in this range",
+        ),  # +00:19:32 then
     ],
 )
 def test_bad_zones_and_ranges_exit_2_before_any_request(

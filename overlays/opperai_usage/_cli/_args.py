@@ -21,6 +21,7 @@ FLAGS = {
     "group_by": "--group-by",
     "server_url": "--server-url",
     "timeout_ms": "--timeout",
+    "tz": "--tz",
 }
 FORMATS = ("table", "csv", "json", "jsonl")
 _SPAN = re.compile(r"([0-9]+)([hdw])")
