@@ -255,3 +255,26 @@ def test_dataframes_carry_the_period_and_incomplete_columns(
     polars = opperai_usage.to_polars(result)
     assert polars.columns == list(frame.columns)
     assert polars["incomplete"].to_list() == list(frame["incomplete"])
+
+
+def test_any_json_tag_groups_and_nulls_come_last() -> None:
+    """Tags are any JSON value (an object, a list, a number, null): each is a group of its own,
+    kept as it was, and sums stay exact."""
+    when = dt.datetime(2026, 11, 2, 10, tzinfo=UTC)
+    tags: list[Any] = [None, {"a": 1}, ["x"], 7, "b", {"a": 1}, None]
+    items = []
+    for index, tag in enumerate(tags):
+        item = GetUsageResultItem(time_bucket=when, cost=f"0.{index + 1}00001", count=index)
+        item.additional_properties = {"team": tag, "total_tokens": index}
+        items.append(item)
+    result = roll_up(
+        items, "month", "UTC", now=YEAR_END, group_by=["team"], fields=["total_tokens"]
+    )
+    assert [(i["team"], i.cost, i.count, i["total_tokens"]) for i in result] == [
+        (7, "0.400001", 3, 3),
+        (["x"], "0.300001", 2, 2),
+        ("b", "0.500001", 4, 4),
+        ({"a": 1}, "0.800002", 6, 6),
+        (None, "0.800002", 6, 6),
+    ]
+    assert {i["period"] for i in result} == {"2026-11"}
