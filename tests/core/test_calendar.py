@@ -27,7 +27,8 @@ from opperai_usage.testing import UsageServer
 
 UTC = dt.timezone.utc
 #: Each kit holds the 60 days before its `now`.
-SPRING = dt.datetime(2026, 4, 3, 12, tzinfo=UTC)  # US 2026-03-08, EU 2026-03-29
+SPRING = dt.datetime(2026, 4, 7, 12, tzinfo=UTC)  # US 03-08, EU 03-29, Chile back 04-05
+SEPTEMBER = dt.datetime(2026, 9, 10, 12, tzinfo=UTC)  # Chile forward at midnight, 09-06
 AUTUMN = dt.datetime(2026, 11, 6, 12, tzinfo=UTC)  # EU 2026-10-25, US 2026-11-01
 YEAR_END = dt.datetime(2027, 1, 3, 12, tzinfo=UTC)
 ZONES = ("Europe/Stockholm", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "UTC")
@@ -40,7 +41,13 @@ RANGES = {
     "eu-autumn": (AUTUMN, dt.date(2026, 10, 24), dt.date(2026, 10, 27)),
     "us-autumn": (AUTUMN, dt.date(2026, 10, 31), dt.date(2026, 11, 3)),
     "year-end": (YEAR_END, dt.date(2026, 12, 29), dt.date(2027, 1, 3)),
+    # Chile changes its clocks at midnight: 2026-04-05 starts at 04:00 UTC after a 25-hour day,
+    # and 2026-09-06 has no midnight (00:00 is 01:00) and 23 hours.
+    "cl-autumn": (SPRING, dt.date(2026, 4, 4), dt.date(2026, 4, 7)),
+    "cl-spring": (SEPTEMBER, dt.date(2026, 9, 5), dt.date(2026, 9, 8)),
 }
+CASES = [(case, zone) for case in RANGES if not case.startswith("cl-") for zone in ZONES]
+CASES += [("cl-autumn", "America/Santiago"), ("cl-spring", "America/Santiago")]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,9 @@ def kits() -> Iterator[dict[dt.datetime, UsageServer]]:
         UsageServer(now=SPRING) as spring,
         UsageServer(now=AUTUMN) as autumn,
         UsageServer(now=YEAR_END) as year_end,
+        UsageServer(now=SEPTEMBER) as september,
     ):
-        yield {SPRING: spring, AUTUMN: autumn, YEAR_END: year_end}
+        yield {SPRING: spring, AUTUMN: autumn, YEAR_END: year_end, SEPTEMBER: september}
 
 
 def local(day: dt.date, zone: ZoneInfo) -> dt.datetime:
@@ -109,8 +117,7 @@ def rolled(items: list[GetUsageResultItem]) -> dict[tuple[str, str], tuple[Any, 
     return found
 
 
-@pytest.mark.parametrize("zone_name", ZONES)
-@pytest.mark.parametrize("case", sorted(RANGES))
+@pytest.mark.parametrize(("case", "zone_name"), CASES)
 def test_local_days_equal_the_sum_of_their_minutes(
     kits: dict[dt.datetime, UsageServer], case: str, zone_name: str
 ) -> None:
@@ -278,3 +285,19 @@ def test_any_json_tag_groups_and_nulls_come_last() -> None:
         (None, "0.800002", 6, 6),
     ]
     assert {i["period"] for i in result} == {"2026-11"}
+
+
+def test_a_day_without_a_midnight_starts_when_the_clocks_jump() -> None:
+    santiago = ZoneInfo("America/Santiago")
+    start = local(dt.date(2026, 9, 5), santiago).astimezone(UTC)
+    end = local(dt.date(2026, 9, 8), santiago).astimezone(UTC)
+    hours = [
+        GetUsageResultItem(time_bucket=start + dt.timedelta(hours=h), cost="1")
+        for h in range((end - start) // dt.timedelta(hours=1))
+    ]
+    days = roll_up(hours, "day", santiago, start=start, end=end, now=SEPTEMBER)
+    assert [(d["period"], d.time_bucket.astimezone(UTC), d.cost) for d in days] == [
+        ("2026-09-05", dt.datetime(2026, 9, 5, 4, tzinfo=UTC), "24"),
+        ("2026-09-06", dt.datetime(2026, 9, 6, 4, tzinfo=UTC), "23"),  # 00:00-04 is 01:00-03
+        ("2026-09-07", dt.datetime(2026, 9, 7, 3, tzinfo=UTC), "24"),
+    ]
