@@ -150,14 +150,11 @@ def _cause(error: BaseException) -> BaseException:
     from ..errors import OpperError
     from ..sync import TableMismatchError
 
-    seen = error
-    while seen is not None:
-        if isinstance(seen, OpperError | httpx.HTTPError | TableMismatchError):
-            return seen
-        if isinstance(seen, InvalidArgumentError):
-            return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return error
+    known = (OpperError, httpx.HTTPError, TableMismatchError, InvalidArgumentError)
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, known):
+        seen = seen.__cause__ or seen.__context__
+    return seen or error
 
 
 def run_sync(args: argparse.Namespace) -> int:
