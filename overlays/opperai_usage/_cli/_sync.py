@@ -72,8 +72,14 @@ def build_sync_parser() -> argparse.ArgumentParser:
         metavar="UNIT",
         help=f"time bucket size: {', '.join(g.value for g in Granularity)} (default: day)",
     )
-    what.add_argument("--group-by", dest="group_by", action="append", default=[], metavar="KEY")
-    what.add_argument("--field", dest="fields", action="append", default=[], metavar="KEY")
+    what.add_argument(
+        "--group-by", dest="group_by", action="append", default=[], metavar="KEY",
+        help="a tag key, a text column (a missing tag reads (untagged)); repeat for more",
+    )  # fmt: skip
+    what.add_argument(
+        "--field", dest="fields", action="append", default=[], metavar="KEY",
+        help="an event_metadata key to sum, a double column; repeat for more",
+    )  # fmt: skip
     when = parser.add_argument_group("how far back")
     when.add_argument(
         "--since",
@@ -97,9 +103,11 @@ def build_sync_parser() -> argparse.ArgumentParser:
         help="a dlt destination (postgres, bigquery, filesystem, ...), configured as dlt "
         "reads it (environment, .dlt/secrets.toml); default duckdb",
     )
-    where.add_argument("--dataset", default=DEFAULT_DATASET, metavar="NAME")
-    where.add_argument("--table", default="usage", metavar="NAME")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    where.add_argument("--dataset", default=DEFAULT_DATASET, metavar="NAME", help="default: opper")
+    where.add_argument("--table", default="usage", metavar="NAME", help="default: usage")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="what it prints: text or json"
+    )
     add_connection(parser)
     return parser
 
