@@ -103,6 +103,11 @@ def _columns(group_by: Sequence[str], fields: Sequence[str]) -> dict[str, str]:
     return named
 
 
+def _shape(what: dict[str, Any]) -> tuple[str, frozenset[str], frozenset[str]]:
+    """What a table holds, whatever order its keys were given in."""
+    return what["granularity"], frozenset(what["group_by"]), frozenset(what["fields"])
+
+
 def _describe(what: dict[str, Any]) -> str:
     groups = ", ".join(what["group_by"]) or "nothing"
     fields = ", ".join(what["fields"]) or "none"
@@ -250,7 +255,7 @@ def usage_source(
     def rows() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
         holds = state.get("table")
-        if holds is not None and holds != wanted:
+        if holds is not None and _shape(holds) != _shape(wanted):
             raise TableMismatchError(
                 f"the table {table!r} holds {_describe(holds)}; this run asks for "
                 f"{_describe(wanted)}: ask for what it holds, or sync into another table"
