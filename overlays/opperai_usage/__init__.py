@@ -15,6 +15,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from . import errors, models, types, utils
+    from ._chargeback import top
     from ._client import InsecureTransportWarning, Opper
     from ._frames import to_pandas, to_polars
 
@@ -26,6 +27,7 @@ __all__ = [
     "models",
     "to_pandas",
     "to_polars",
+    "top",
     "types",
     "utils",
 ]
@@ -38,6 +40,7 @@ _LAZY_NAMES = {
     "InsecureTransportWarning": "._client",
     "to_pandas": "._frames",
     "to_polars": "._frames",
+    "top": "._chargeback",
 }
 
 
