@@ -64,7 +64,8 @@ def _measure(what: str) -> Callable[[GetUsageResultItem], Decimal]:
 
 
 def _amount(value: Decimal, what: str) -> str:
-    return decimal_text(value) if what == COST else f"{value.normalize():f}"
+    """Cost exact, as the table shows it; counts and fields with thousands separators."""
+    return decimal_text(value) if what == COST else f"{value.normalize():,f}"
 
 
 def _tick(value: float, step: float, what: str) -> str:
