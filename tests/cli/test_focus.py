@@ -210,3 +210,18 @@ def test_a_cost_that_is_no_number_stops_the_export_naming_the_item(local: LocalS
     assert result.code == 1
     assert "item 1: cost 'NaN' is not a decimal number" in result.err
     assert "Traceback" not in result.err
+
+
+def test_with_top_the_folded_and_untagged_rows_have_no_sub_account(local: LocalServer) -> None:
+    local.script({"json": answer()})
+    rows = focus_csv(local, "--group-by", "project.name", "--top", "2", *ACCOUNT)
+    check_mandatory(rows, "")
+    assert sum(Decimal(row["BilledCost"]) for row in rows) == sum(
+        Decimal(item["cost"]) for item in answer()
+    )
+    projects = {json.loads(row["Tags"])["project.name"]: row["SubAccountId"] for row in rows}
+    assert projects == {
+        "(untagged)": "",
+        "=cmd|' /C calc'!A0": "'=cmd|' /C calc'!A0",
+        "(other)": "",
+    }

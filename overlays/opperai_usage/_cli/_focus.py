@@ -4,9 +4,11 @@ Specification, which Vantage, Ternary, OpenCost and LiteLLM read), as CSV, or as
 
 One row per item. Every column FOCUS 1.2 makes mandatory is written, non-null wherever FOCUS
 requires it for a usage charge: the four costs are the item's `cost`, exact; the charge
-period is the time bucket; the billing period its calendar month (UTC). The README's table
-gives the whole mapping. A cost that is not a finite decimal number cannot be a FOCUS cost:
-the export stops with an error naming the item.
+period is the time bucket; the billing period its calendar month (UTC); the sub account the
+`project.name` group (none for a null project, nor for `--top`'s `(other)` and
+`(untagged)`, which are no one project). The README's table gives the whole mapping. A cost
+that is not a finite decimal number cannot be a FOCUS cost: the export stops with an error
+naming the item.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any
 
+from .._chargeback import OTHER, UNTAGGED
 from .._columns import Columns, decimal_text, finite, time_text, value_text
 from ._failures import OutputError, UsageError
 from ._writers import neutralised
@@ -218,9 +221,9 @@ def focus_rows(
         count = item.count
         quantity = count if focus.quantity == "count" else _number(extras.get(focus.quantity))
         project = extras.get(SUB_ACCOUNT_TAG) if SUB_ACCOUNT_TAG in columns.group_by else None
-        project = None if project is None else value_text(project)
+        project = None if project in (None, OTHER, UNTAGGED) else value_text(project)
         groups = ", ".join(
-            f"{key}={'-' if extras.get(key) is None else value_text(extras.get(key))}"
+            f"{key}={UNTAGGED if extras.get(key) is None else value_text(extras.get(key))}"
             for key in columns.group_by
         )
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
