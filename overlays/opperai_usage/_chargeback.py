@@ -2,10 +2,11 @@
 and folds the rest into one `(other)` item per time bucket; usage without a group value shows
 as `(untagged)`.
 
-Every output (the command line's table, CSV, JSON, JSON Lines, the HTML report, the
-DataFrames) is made from items, so doing this to the items, once, gives the same rows in all of
-them. Nothing is lost: per time bucket, the items returned sum to the items given, `cost`
-exactly (decimal, not float), integer fields exactly, fractional fields as floats sum.
+Every output (the command line's table, CSV, JSON, JSON Lines, the HTML report, the chart,
+FOCUS, the DataFrames) is made from items, so doing this to the items, once, gives the same
+rows in all of them. Nothing is lost: per time bucket, the items returned sum to the items
+given, `cost` exactly (decimal, not float), `count` and integer fields exactly, fractional
+fields as floats sum.
 
 `(untagged)` is a group like any other: it takes one of the `n` places when its cost is among
 the highest, and is folded into `(other)` when it is not. So each time bucket has at most
@@ -21,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ._columns import _SUMS, _float, columns_for, sum_costs
+from ._generated.types import UNSET
 from ._validation import invalid
 
 if TYPE_CHECKING:
@@ -139,10 +141,9 @@ def _row(
     for field in fields:
         new[field] = _sum_field(item.additional_properties.get(field) for item in items)
     cost = first.cost if len(items) == 1 else sum_costs(item.cost for item in items)
-    return _item(first, cost, new)
-
-
-def _item(like: GetUsageResultItem, cost: str, extras: dict[str, Any]) -> GetUsageResultItem:
-    made = type(like)(time_bucket=like.time_bucket, cost=cost)
-    made.additional_properties = extras
+    count = _sum_field(item.count for item in items)  # an answer without counts keeps none
+    made = type(first)(
+        time_bucket=first.time_bucket, cost=cost, count=UNSET if count is None else int(count)
+    )
+    made.additional_properties = new
     return made

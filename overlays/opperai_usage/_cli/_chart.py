@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .._columns import COST, Columns, decimal_text
+from .._columns import COST, COUNT, Columns, decimal_text
+from .._generated.types import Unset
 from ._report import (
     Bucket,
     Series,
@@ -34,7 +35,6 @@ from ._text import printable
 if TYPE_CHECKING:
     from ..models import GetUsageResultItem
 
-COUNT = "count"
 #: 256-colour codes near the HTML report's palette, in its order; the last is "others".
 COLOURS = (67, 208, 71, 167, 109, 221, 139, 137)
 OTHER_COLOUR = 248
@@ -51,8 +51,8 @@ def _measure(what: str) -> Callable[[GetUsageResultItem], Decimal]:
     """What each item adds to its bar, as a number the chart can scale (else 0)."""
     if what == COST:
         return lambda item: _decimal(item.cost)
-    if what == COUNT:
-        return lambda item: Decimal(item.count)
+    if what == COUNT:  # an answer without counts charts none
+        return lambda item: Decimal(0 if isinstance(item.count, Unset) else item.count)
 
     def field(item: GetUsageResultItem) -> Decimal:
         value = item.additional_properties.get(what)

@@ -6,7 +6,8 @@ One row per item. Every column FOCUS 1.2 makes mandatory is written, non-null wh
 requires it for a usage charge: the four costs are the item's `cost`, exact; the charge
 period is the time bucket; the billing period its calendar month (UTC); the sub account the
 `project.name` group (none for a null project, nor for `--top`'s `(other)` and
-`(untagged)`, which are no one project). The README's table gives the whole mapping. A cost
+`(untagged)`, which are no one project); the quantity is `count` (null, as its unit, for an
+answer without counts, which the API always sends). The README's table gives the mapping. A cost
 that is not a finite decimal number cannot be a FOCUS cost: the export stops with an error
 naming the item.
 """
@@ -26,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .._chargeback import OTHER, UNTAGGED
 from .._columns import Columns, decimal_text, finite, time_text, value_text
+from .._generated.types import Unset
 from ._failures import OutputError, UsageError
 from ._writers import neutralised
 
@@ -218,7 +220,7 @@ def focus_rows(
         start = start.replace(tzinfo=dt.timezone.utc) if start.tzinfo is None else start
         start = start.astimezone(dt.timezone.utc)
         period_start, period_end = _month(start)
-        count = item.count
+        count = None if isinstance(item.count, Unset) else item.count
         quantity = count if focus.quantity == "count" else _number(extras.get(focus.quantity))
         project = extras.get(SUB_ACCOUNT_TAG) if SUB_ACCOUNT_TAG in columns.group_by else None
         project = None if project in (None, OTHER, UNTAGGED) else value_text(project)
@@ -237,9 +239,9 @@ def focus_rows(
             "ChargePeriodStart": start,
             "ChargePeriodEnd": _charge_end(start, focus.granularity),
             "ConsumedQuantity": quantity,
-            "ConsumedUnit": unit,
+            "ConsumedUnit": None if quantity is None else unit,
             "PricingQuantity": quantity,
-            "PricingUnit": unit,
+            "PricingUnit": None if quantity is None else unit,
             "SubAccountId": project,
             "SubAccountName": project,
             "SubAccountType": None if project is None else "Project",
