@@ -138,8 +138,9 @@ def test_the_charge_period_is_the_bucket_and_the_billing_period_its_month(
 
 def test_the_kits_usage_as_focus_sums_to_its_total_cost(local: LocalServer) -> None:
     query = ["--from", "2020-01-01", "--to", "2030-01-01", "--group-by", "project.name"]
+    query += ["--field", "total_tokens"]
     data = run("--server-url", local.url, *query, "--format", "json")
-    rows = focus_csv(local, *query, *ACCOUNT)
+    rows = focus_csv(local, *query, "--focus-quantity", "total_tokens", *ACCOUNT)
     check_mandatory(rows, "")
     total = sum(Decimal(item["cost"]) for item in json.loads(data.out))
     assert total > 0

@@ -122,6 +122,8 @@ def run_in_tmux(
     script.write_text(f'printf "MARK-BEFORE\\n"\n{command}\necho "EXIT:$?"\nexec cat\n')
     base = [tmux, "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
     env = environment(TERM="xterm-256color")
+    for name in ("COLUMNS", "LINES"):  # the pane's size, not this process's (xdist sets them)
+        env.pop(name, None)
     subprocess.run(
         [*base, "new-session", "-d", "-s", "hostile", "-x", str(columns), "-y", "50", "-c",
          str(ROOT), "sh", str(script)],
