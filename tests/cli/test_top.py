@@ -106,9 +106,9 @@ def test_items_lacking_the_key_are_untagged_in_every_format(local: LocalServer) 
             assert " - " not in result.out
             continue
         rows = records(result.out, fmt)
-        assert [(row["customer"], row["cost"]) for row in rows] == [
-            ("acme", "0.750000"),
-            ("(untagged)", "0.375000"),
+        assert [(row["customer"], row["cost"], int(row["count"])) for row in rows] == [
+            ("acme", "0.750000", 1),
+            ("(untagged)", "0.375000", 3),  # the item without the key and the null one
         ]
 
 
