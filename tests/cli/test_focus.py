@@ -226,3 +226,17 @@ def test_with_top_the_folded_and_untagged_rows_have_no_sub_account(local: LocalS
         "=cmd|' /C calc'!A0": "'=cmd|' /C calc'!A0",
         "(other)": "",
     }
+
+
+def test_parquet_without_polars_or_pandas_exits_2_before_any_request(
+    local: LocalServer, tmp_path: Path
+) -> None:
+    hidden = [sys.executable, "-c", "import sys; sys.modules['polars'] = sys.modules['pandas'] = "
+              "None; from opperai_usage._cli import main; sys.exit(main())"]  # fmt: skip
+    target = tmp_path / "usage.parquet"
+    result = run("--server-url", local.url, "--format", "focus", *ACCOUNT, "-o", str(target),
+                 command=hidden)  # fmt: skip
+    assert result.code == 2
+    assert 'writing Parquet needs polars (pip install "opperai-usage[polars]")' in result.err
+    assert local.requests() == []
+    assert not target.exists()
