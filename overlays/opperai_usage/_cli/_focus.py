@@ -133,7 +133,7 @@ def focus_settings(args: argparse.Namespace, fields: Sequence[str]) -> Focus:
             f"--focus-quantity must be count or one of the --field keys, not {quantity!r}"
         )
     granularity = str(getattr(args.granularity, "value", args.granularity) or "day")
-    if granularity == "year":
+    if granularity not in (*_STEPS, "month"):  # a year (or a week) is no part of one month
         raise UsageError(
             "--format focus needs buckets within a calendar month (its billing period): "
             "--granularity minute, hour, day or month"
