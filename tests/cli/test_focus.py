@@ -240,3 +240,13 @@ def test_parquet_without_polars_or_pandas_exits_2_before_any_request(
     assert 'writing Parquet needs polars (pip install "opperai-usage[polars]")' in result.err
     assert local.requests() == []
     assert not target.exists()
+
+
+def test_a_bucket_whose_month_ends_past_9999_stops_the_export(local: LocalServer) -> None:
+    bucket = "9999-12-31T00:00:00Z"
+    local.script({"json": [{"time_bucket": bucket, "cost": "1", "count": 1}]})
+    window = ["--from", "9999-12-31", "--to", "9999-12-31T12:00:00Z"]
+    result = run("--server-url", local.url, "--format", "focus", *ACCOUNT, *window)
+    assert result.code == 1
+    assert "item 0: the time bucket 9999-12-31T00:00:00+00:00 has no billing period" in result.err
+    assert "Traceback" not in result.err

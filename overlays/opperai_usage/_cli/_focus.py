@@ -218,8 +218,15 @@ def focus_rows(
         cost = _cost(index, item.cost)
         start = item.time_bucket
         start = start.replace(tzinfo=dt.timezone.utc) if start.tzinfo is None else start
-        start = start.astimezone(dt.timezone.utc)
-        period_start, period_end = _month(start)
+        try:
+            start = start.astimezone(dt.timezone.utc)
+            period_start, period_end = _month(start)
+            end = _charge_end(start, focus.granularity)
+        except (OverflowError, ValueError):  # past year 9999 (or before year 1) in UTC
+            raise OutputError(
+                f"item {index}: the time bucket {item.time_bucket.isoformat()} has no billing "
+                "period FOCUS can write (its month ends past year 9999)"
+            ) from None
         count = None if isinstance(item.count, Unset) else item.count
         quantity = count if focus.quantity == "count" else _number(extras.get(focus.quantity))
         project = extras.get(SUB_ACCOUNT_TAG) if SUB_ACCOUNT_TAG in columns.group_by else None
@@ -237,7 +244,7 @@ def focus_rows(
             "BillingPeriodEnd": period_end,
             "ChargeDescription": f"Opper usage: {groups}" if groups else "Opper usage",
             "ChargePeriodStart": start,
-            "ChargePeriodEnd": _charge_end(start, focus.granularity),
+            "ChargePeriodEnd": end,
             "ConsumedQuantity": quantity,
             "ConsumedUnit": None if quantity is None else unit,
             "PricingQuantity": quantity,
