@@ -177,3 +177,21 @@ def test_dataframes_of_top_keep_the_totals_and_have_no_null_groups(local: LocalS
     assert not pandas_df["project.name"].isna().any()
     assert polars_df["project.name"].null_count() == 0
     assert pandas_df.groupby("time_bucket")["project.name"].nunique().max() <= 4
+
+
+def test_odd_values_rank_and_fold_without_error() -> None:
+    given_items = made(
+        [
+            item(BUCKETS[0], "NaN", "nan-customer", "m", count=1, total_tokens=1),
+            item(BUCKETS[0], "2", {"id": 7}, "m", count=1, total_tokens=2),
+            item(BUCKETS[0], "3", [1, 2], "m", count=1, total_tokens=float("inf")),
+            item(BUCKETS[0], "1", "1", "m", count=1, total_tokens=10**30),
+            item(BUCKETS[0], "1", 1, "m", count=1, total_tokens=1),
+        ]
+    )
+    result = opperai_usage.top(given_items, 2, "customer", fields=["total_tokens"])
+    assert [r["customer"] for r in result] == [[1, 2], {"id": 7}, "(other)"]  # objects kept
+    other = result[-1]
+    assert (other.cost, other.count, other["total_tokens"]) == ("NaN", 3, 10**30 + 2)
+    # "1" and 1 are two groups (a string and a number), NaN's cost ranks below every number
+    assert len(opperai_usage.top(given_items, 5, "customer")) == 5
