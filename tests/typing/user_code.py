@@ -11,6 +11,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
+import opperai_usage
 from opperai_usage import Opper, errors, models
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
@@ -64,3 +65,10 @@ def client_options() -> None:
     Opper(api_key="key", timeout_ms=2.5)
     Opper(http_bearer=lambda: "key", retry_config=None)
     Opper(timeout_ms="60000")  # type: ignore[arg-type]
+
+
+def chargeback_user(opper: Opper) -> None:
+    items = opper.analytics.get_usage(group_by=["customer_id"])
+    assert_type(opperai_usage.top(items, 5, "customer_id"), list[models.GetUsageResultItem])
+    opperai_usage.top(iter(items), 3, by="customer_id", fields=[], group_by=["customer_id"])
+    opperai_usage.top(items, "5", "customer_id")  # type: ignore[arg-type]
