@@ -181,3 +181,15 @@ def test_with_output_the_data_goes_to_the_file_and_the_chart_to_stdout(
     assert (result.code, result.err) == (0, "")
     assert result.out == chart(local, answer(), 80, "--group-by", "model")
     assert target.read_text(encoding="utf-8").startswith("time_bucket,model,")
+
+
+def test_costs_a_chart_cannot_scale_draw_no_bar(local: LocalServer) -> None:
+    items = [
+        {"time_bucket": f"2026-11-0{day}T00:00:00Z", "cost": cost, "count": 1, "model": "m"}
+        for day, cost in enumerate(["NaN", "-1.5", "9E+999999", "Infinity", "0.250000"], 1)
+    ]
+    text = chart(local, items, 60, "--group-by", "model")
+    bars = [line for line in text.splitlines() if line.startswith("2026-11-0")]
+    assert len(bars) == 5
+    assert [line.count("#") > 0 for line in bars] == [False, False, False, False, True]
+    assert bars[-1].endswith("0.250000")
