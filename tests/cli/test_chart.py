@@ -160,6 +160,7 @@ def test_in_tmux_the_chart_fills_the_terminal_and_escapes_names(
     [
         (["--chart", "tokens"], "--chart shows cost, count or a --field, not 'tokens'"),
         (["--chart", "--format", "csv"], "--chart prints to standard output"),
+        (["--chart", "--format", "json", "-o", "-"], "--chart prints to standard output"),
     ],
 )
 def test_a_chart_that_cannot_be_drawn_exits_2_before_any_request(

@@ -124,7 +124,7 @@ def _check_spend_options(args: argparse.Namespace, fields: list[str], group_by: 
         raise UsageError("--top needs --group-by KEY: it ranks the values of the first key")
     if args.chart and args.chart not in ("cost", "count", *fields):
         raise UsageError(f"--chart shows cost, count or a --field, not {args.chart!r}")
-    if args.chart and args.format != "table" and args.output is None:
+    if args.chart and args.format != "table" and str(args.output or "-") == "-":
         raise UsageError("--chart prints to standard output: write --format data with -o FILE")
     check_focus_options(args)
     args.focus = focus_settings(args, fields) if args.format == "focus" else None
