@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ._columns import _SUMS, _float, columns_for, sum_costs
+from ._columns import _SUMS, Columns, _float, columns_for, sum_costs
 from ._generated.types import UNSET
 from ._validation import invalid
 
@@ -121,24 +121,25 @@ def top(
     out = []
     for rows in buckets.values():
         for row in sorted(rows, key=lambda r: place.get(r[0], fold)):
-            out.append(_row(rows[row], row[0] is _FOLDED, tags, columns.fields))
+            out.append(_row(rows[row], row[0] is _FOLDED, tags, columns))
     return out
 
 
 def _row(
-    items: list[GetUsageResultItem], folded: bool, tags: Sequence[str], fields: Sequence[str]
+    items: list[GetUsageResultItem], folded: bool, tags: Sequence[str], columns: Columns
 ) -> GetUsageResultItem:
     """One output item for the items of one row: the item itself when it is alone and has
-    every tag, else a new one with their sums."""
+    every tag, else a new one with their sums (and the time bucket's calendar labels, which
+    a calendar roll-up's items of one bucket share)."""
     first = items[0]
     extras = first.additional_properties
     if len(items) == 1 and not folded and all(extras.get(tag) is not None for tag in tags):
         return first
-    new: dict[str, Any] = {}
+    new: dict[str, Any] = {label: extras.get(label) for label in columns.labels}
     for tag in tags:
         value = extras.get(tag)
         new[tag] = OTHER if folded else UNTAGGED if value is None else value
-    for field in fields:
+    for field in columns.fields:
         new[field] = _sum_field(item.additional_properties.get(field) for item in items)
     cost = first.cost if len(items) == 1 else sum_costs(item.cost for item in items)
     count = _sum_field(item.count for item in items)  # an answer without counts keeps none

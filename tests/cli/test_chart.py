@@ -194,3 +194,16 @@ def test_costs_a_chart_cannot_scale_draw_no_bar(local: LocalServer) -> None:
     assert len(bars) == 5
     assert [line.count("#") > 0 for line in bars] == [False, False, False, False, True]
     assert bars[-1].endswith("0.250000")
+
+
+def test_calendar_periods_are_charted_by_their_labels_in_their_zone(local: LocalServer) -> None:
+    result = run("--server-url", local.url, "--tz", "Europe/Stockholm", "--granularity", "week",
+                 "--from", "2026-11-02", "--to", "2026-11-16", "--chart",
+                 env=environment(COLUMNS="70"))  # fmt: skip
+    assert (result.code, result.err) == (0, "")
+    lines = result.out.splitlines()
+    assert lines[0] == "cost (USD) per time bucket (Europe/Stockholm)"
+    assert [line.split()[0] for line in lines if line.startswith("2026-W")] == [
+        "2026-W45",
+        "2026-W46",
+    ]

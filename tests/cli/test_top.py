@@ -132,3 +132,20 @@ def test_a_top_that_cannot_work_exits_2_before_any_request(
     assert result.code == 2
     assert message in result.err
     assert local.requests() == []
+
+
+def test_top_on_calendar_periods_keeps_their_labels_and_totals(local: LocalServer) -> None:
+    query = ["--tz", "Europe/Stockholm", "--granularity", "week", "--from", "2026-11-02",
+             "--to", "2026-11-16", "--group-by", "project.name", "--field", "total_tokens",
+             "--format", "json"]  # fmt: skip
+    everything = run("--server-url", local.url, *query)
+    top = run("--server-url", local.url, *query, "--top", "1")
+    assert (everything.code, top.code, top.err) == (0, 0, "")
+    rows = records(top.out, "json")
+    assert totals(rows) == totals(records(everything.out, "json"))
+    assert {(row["period"], row["incomplete"]) for row in rows} == {
+        ("2026-W45", False),
+        ("2026-W46", False),
+    }
+    assert {row["project.name"] for row in rows} <= {"alpha", "beta", "gamma", "(other)"}
+    assert len({row["project.name"] for row in rows}) == 2

@@ -16,8 +16,9 @@ import math
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from .._columns import COST, COUNT, Columns, decimal_text
+from .._columns import COST, COUNT, PERIOD, Columns, decimal_text
 from .._generated.types import Unset
 from ._report import (
     Bucket,
@@ -98,12 +99,19 @@ def render_chart(
     key = columns.group_by[0] if columns.group_by else None
     series, buckets = _stack(items, key, _measure(what))
     unit = " (USD)" if what == COST else ""
-    title = f"{what}{unit} per time bucket (UTC)" + (f", stacked by {key}" if key else "")
+    zone = buckets[0].when.tzinfo if buckets else None  # a calendar roll-up's (--tz)
+    where = zone if isinstance(zone, ZoneInfo) else "UTC"
+    title = f"{what}{unit} per time bucket ({where})" + (f", stacked by {key}" if key else "")
     if not buckets:
         return f"{printable(title)}\nno usage in the range asked for\n"
     marks = [_mark(slot, styled) for slot in range(len(series))]
     fmt = _bucket_label(buckets)
-    labels = [_in_utc(b.when).strftime(fmt) for b in buckets]
+    periods = (
+        {i.time_bucket: i.additional_properties.get(PERIOD) for i in items}
+        if columns.labels
+        else {}
+    )
+    labels = [printable(str(periods.get(b.when) or _in_utc(b.when).strftime(fmt))) for b in buckets]
     values = [_amount(b.total, what) for b in buckets]
     label_width, value_width = max(map(len, labels)), max(map(len, values))
     room = max(MIN_BAR, width - label_width - 2 - len(GAP) - value_width)
