@@ -186,6 +186,8 @@ def test_parquet_reads_back_with_exact_costs(
         ([], {}, "--format focus needs the billing account (FOCUS's BillingAccountId)"),
         ([], {"OPPER_BILLING_ACCOUNT": "  "}, "--billing-account ID, or set OPPER_BILLING_ACCOUNT"),
         ([*ACCOUNT, "--granularity", "year"], {}, "needs buckets within a calendar month"),
+        ([*ACCOUNT, "--granularity", "week"], {}, "needs buckets within a calendar month"),
+        ([*ACCOUNT, "--tz", "Europe/Stockholm"], {}, "UTC charge and billing periods"),
         ([*ACCOUNT, "--focus-quantity", "tokens"], {}, "--focus-quantity must be count or one"),
         (
             ["--billing-account", "x", "--format", "csv"],

@@ -132,6 +132,10 @@ def focus_settings(args: argparse.Namespace, fields: Sequence[str]) -> Focus:
         raise UsageError(
             f"--focus-quantity must be count or one of the --field keys, not {quantity!r}"
         )
+    if getattr(args, "tz", None):
+        raise UsageError(
+            "--format focus writes UTC charge and billing periods (FOCUS's rule): leave out --tz"
+        )
     granularity = str(getattr(args.granularity, "value", args.granularity) or "day")
     if granularity not in (*_STEPS, "month"):  # a year (or a week) is no part of one month
         raise UsageError(
