@@ -4,6 +4,7 @@ without the tag as `(untagged)`, totals kept to the last digit. Against made-up 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -195,3 +196,22 @@ def test_odd_values_rank_and_fold_without_error() -> None:
     assert (other.cost, other.count, other["total_tokens"]) == ("NaN", 3, 10**30 + 2)
     # "1" and 1 are two groups (a string and a number), NaN's cost ranks below every number
     assert len(opperai_usage.top(given_items, 5, "customer")) == 5
+
+
+def test_top_of_a_roll_up_keeps_its_period_labels(local: LocalServer) -> None:
+    cet = dt.timezone(dt.timedelta(hours=1))
+    start, end = dt.datetime(2026, 11, 2, tzinfo=cet), dt.datetime(2026, 11, 16, tzinfo=cet)
+    with Opper(api_key=API_KEY, server_url=local.url) as opper:
+        hours = opper.analytics.iter_usage(
+            from_date=start, to_date=end, granularity="hour", group_by=["project.name"]
+        )
+        weeks = opperai_usage.roll_up(hours, "week", "Europe/Stockholm", start=start, end=end,
+                                      granularity="hour")  # fmt: skip
+    result = opperai_usage.top(weeks, 1, "project.name")
+    assert {(r["period"], r["incomplete"]) for r in result} == {
+        ("2026-W45", False),
+        ("2026-W46", False),
+    }
+    assert sums(result) == sums(weeks)
+    frame = opperai_usage.to_pandas(result)
+    assert list(frame.columns[:3]) == ["time_bucket", "period", "incomplete"]
