@@ -252,3 +252,23 @@ def test_a_bucket_whose_month_ends_past_9999_stops_the_export(local: LocalServer
     assert result.code == 1
     assert "item 0: the time bucket 9999-12-31T00:00:00+00:00 has no billing period" in result.err
     assert "Traceback" not in result.err
+
+
+def test_parquet_takes_odd_fields_and_refuses_costs_no_decimal_column_holds(
+    local: LocalServer, tmp_path: Path
+) -> None:
+    odd = [{"time_bucket": "2026-11-01T00:00:00Z", "cost": "0.5", "count": 10**30,
+            "total_tokens": "many"}]  # fmt: skip
+    local.script({"json": odd})
+    target = tmp_path / "odd.parquet"
+    result = run("--server-url", local.url, "--format", "focus", *ACCOUNT, "--field",
+                 "total_tokens", "-o", str(target))  # fmt: skip
+    assert (result.code, result.err) == (0, "")
+    cursor = duckdb.connect().execute(
+        "SELECT x_count, x_total_tokens, BilledCost FROM read_parquet(?)", [str(target)]
+    )
+    assert cursor.fetchall() == [(1e30, None, Decimal("0.5"))]
+    local.script({"json": [{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1E-40", "count": 1}]})
+    result = run("--server-url", local.url, "--format", "focus", *ACCOUNT, "-o", str(target))
+    assert result.code == 1
+    assert "the costs need 41 digits to be written exactly, more than Parquet's" in result.err

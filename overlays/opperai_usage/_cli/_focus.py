@@ -20,13 +20,13 @@ import datetime as dt
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any
 
 from .._chargeback import OTHER, UNTAGGED
-from .._columns import Columns, decimal_text, finite, time_text, value_text
+from .._columns import Columns, _float, decimal_text, finite, time_text, value_text
 from .._generated.types import Unset
 from ._failures import OutputError, UsageError
 from ._writers import neutralised
@@ -106,6 +106,9 @@ MANDATORY = (
     "ServiceName",
 )
 NULLABLE = frozenset({"BillingAccountName", "ChargeClass"})
+#: Parquet's widest decimal (128 bits) holds this many digits.
+DECIMAL_DIGITS = 38
+_INT64 = range(-(2**63), 2**63)
 _STEPS = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1)}
 _STEPS["day"] = dt.timedelta(days=1)
 
@@ -260,7 +263,8 @@ def focus_rows(
             "x_count": count,
         }
         for field in columns.fields:
-            row[f"x_{field}"] = extras.get(field)
+            value = extras.get(field)
+            row[f"x_{field}"] = None if _number(value) is not value else value  # numbers only
         out.append(row)
     return [*COLUMNS, *extra_names], out
 
@@ -308,7 +312,7 @@ def check_parquet() -> None:
 def focus_parquet(items: Sequence[GetUsageResultItem], columns: Columns, focus: Focus) -> bytes:
     """FOCUS rows as a Parquet file: costs as decimals (exact), periods as UTC timestamps."""
     names, rows = focus_rows(items, columns, focus)
-    scale = max((max(0, -int(row["BilledCost"].as_tuple().exponent)) for row in rows), default=0)
+    scale = _scale(row["BilledCost"] for row in rows)
     buffer = io.BytesIO()
     try:
         import polars as pl
@@ -317,15 +321,32 @@ def focus_parquet(items: Sequence[GetUsageResultItem], columns: Columns, focus: 
         return buffer.getvalue()
     data = {name: [row[name] for row in rows] for name in names}
     types: dict[str, Any] = dict.fromkeys(names, pl.String)
-    types |= dict.fromkeys(COSTS, pl.Decimal(38, min(scale, 38)))
+    types |= dict.fromkeys(COSTS, pl.Decimal(DECIMAL_DIGITS, scale))
     for name in ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"):
         types[name] = pl.Datetime("us", "UTC")
     for name in ("ConsumedQuantity", "PricingQuantity", *names[len(COLUMNS) :]):
-        ints = all(type(value) is int for value in data[name] if value is not None)
-        types[name] = pl.Int64 if ints else pl.Float64
+        if all(type(v) is int and v in _INT64 for v in data[name] if v is not None):
+            types[name] = pl.Int64
+        else:  # a fraction, or an int past 64 bits
+            types[name] = pl.Float64
+            data[name] = [None if v is None else _float(v) for v in data[name]]
     frame = pl.DataFrame([pl.Series(name, data[name], dtype=types[name]) for name in names])
     frame.write_parquet(buffer)
     return buffer.getvalue()
+
+
+def _scale(costs: Iterable[Decimal]) -> int:
+    """The decimal places Parquet's cost columns need to hold every cost exactly; an
+    `OutputError` when that takes more than DECIMAL_DIGITS digits (far past any real cost)."""
+    costs = list(costs)
+    scale = max((max(0, -int(cost.as_tuple().exponent)) for cost in costs), default=0)
+    whole = max((max(1, cost.adjusted() + 1) for cost in costs), default=1)
+    if whole + scale > DECIMAL_DIGITS:
+        raise OutputError(
+            f"the costs need {whole + scale} digits to be written exactly, more than Parquet's "
+            f"decimals hold ({DECIMAL_DIGITS}): write CSV instead"
+        )
+    return scale
 
 
 def _pandas_parquet(names: list[str], rows: list[dict[str, Any]], buffer: IO[bytes]) -> None:
