@@ -40,6 +40,7 @@ except ImportError as missing:  # pragma: no cover - the test of the extra runs 
 
 from . import _windows
 from ._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
+from ._chargeback import UNTAGGED  # a group-by key's value where an item has no such tag
 from ._client import Opper
 from ._columns import columns_for, counts, value_text
 from ._validation import invalid
@@ -56,8 +57,6 @@ __all__ = [
     "usage_source",
 ]
 
-#: A group-by key's value where an item has no such tag.
-UNTAGGED = "(untagged)"
 #: The first run's start when `since` is not given: 30 days before `until`.
 DEFAULT_SINCE = dt.timedelta(days=30)
 #: How far before the last run's end a run starts again, for buckets still filling then.
