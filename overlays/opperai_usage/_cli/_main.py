@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import _check
 
         command, parser, arguments = _check.run, _check.build_parser, arguments[1:]
-    if arguments[:1] == ["sync"]:  # `opper-usage sync`: a history in a database (_sync)
+    elif arguments[:1] == ["sync"]:  # `opper-usage sync`: a history in a database (_sync)
         from . import _sync
 
         command, parser, arguments = _sync.run_sync, _sync.build_sync_parser, arguments[1:]
