@@ -170,6 +170,37 @@ def _count(
         run[outcome] += 1
 
 
+def _whole_buckets(items: Iterator[GetUsageResultItem]) -> Iterator[list[GetUsageResultItem]]:
+    """`items` in lists of about BATCH_ROWS, each ending where a time bucket does (a bucket
+    larger than that is a list of its own), so that one bucket's rows meet in one batch."""
+    carried: list[GetUsageResultItem] = []
+    while chunk := carried + list(itertools.islice(items, BATCH_ROWS)):
+        carried = []
+        if len(chunk) >= BATCH_ROWS:
+            last = chunk[-1].time_bucket
+            cut = next(i for i, item in enumerate(chunk) if item.time_bucket == last)
+            chunk, carried = (chunk[:cut], chunk[cut:]) if cut else (chunk, [])
+        yield chunk
+
+
+def _merged(keys: list[list[Any]], values: list[list[Any]]) -> tuple[list[list[Any]], ...]:
+    """Rows of one key summed into one: a tag the API sent as null and one it sent as the text
+    `(untagged)` are one group here (as an object and its JSON text are)."""
+    rows = list(zip(*keys, strict=True))
+    if len(set(rows)) == len(rows):
+        return keys, values
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for key, row in zip(rows, zip(*values, strict=True), strict=True):
+        held = sums.get(key)
+        sums[key] = list(row) if held is None else list(map(_add, held, row))
+    merged_keys = [list(column) for column in zip(*sums, strict=True)]
+    return merged_keys, [list(column) for column in zip(*sums.values(), strict=True)]
+
+
+def _add(one: Any, other: Any) -> Any:
+    return other if one is None else one if other is None else one + other
+
+
 def usage_source(
     opper: Opper,
     *,
@@ -247,6 +278,7 @@ def usage_source(
             list(map(Decimal, map(_COST, items))),
             counts(items),
         ]
+        keys, values = _merged(keys, values)
         _count(held, keys, values, run)
         arrays = [pa.array(v, f.type) for v, f in zip(keys + values, schema, strict=True)]
         return pa.Table.from_arrays(arrays, schema=schema)
@@ -291,7 +323,7 @@ def usage_source(
             )
             fetched: set[dt.datetime] = set()
             try:
-                while chunk := list(itertools.islice(items, BATCH_ROWS)):
+                for chunk in _whole_buckets(items):
                     run["rows"] += len(chunk)
                     if held:
                         fetched.update(map(_TIME_BUCKET, chunk))

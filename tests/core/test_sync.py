@@ -15,6 +15,7 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+import opperai_usage.sync
 from opperai_usage import Opper
 from opperai_usage.errors import InvalidArgumentError
 from opperai_usage.sync import TableMismatchError, usage_source
@@ -156,6 +157,35 @@ def test_an_upstream_change_inside_the_refetch_window_is_corrected(
     assert held == expected_rows([*older, *(_item(item) for item in upstream)], GROUP_BY, FIELDS)
     keys = [row[:3] for row in held]
     assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("batch_rows", [50_000, 2])
+def test_a_null_tag_and_the_text_untagged_are_one_row_their_sums_added(
+    fixed: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    """Also when they would straddle two batches: a batch ends where a bucket does."""
+    monkeypatch.setattr(opperai_usage.sync, "BATCH_ROWS", batch_rows)
+    bucket = "2028-01-20T10:00:00Z"
+    fixed.script(
+        {"json": [
+            {"time_bucket": "2028-01-20T09:00:00Z", "cost": "0.500000", "model": "gpt-4o",
+             "project.name": "alpha", "total_tokens": 9, "count": 4},
+            {"time_bucket": bucket, "cost": "0.100000", "model": None, "project.name": "alpha",
+             "total_tokens": 5, "count": 2},
+            {"time_bucket": bucket, "cost": "0.020000", "model": "(untagged)",
+             "project.name": "alpha", "total_tokens": 7, "count": 1},
+            {"time_bucket": bucket, "cost": "0.003000", "model": "gpt-4o", "project.name": "alpha",
+             "total_tokens": 1, "count": 1},
+        ]}
+    )  # fmt: skip
+    state = sync(fixed, tmp_path, since=NOW - dt.timedelta(hours=2))
+    assert state["last_run"]["rows"] == 4
+    when = dt.datetime(2028, 1, 20, 10, tzinfo=UTC)
+    assert table_rows(TABLE, 3, tmp_path / "usage.duckdb") == [
+        (when - dt.timedelta(hours=1), "gpt-4o", "alpha", 9.0, Decimal("0.5"), 4),
+        (when, "(untagged)", "alpha", 12.0, Decimal("0.12"), 3),
+        (when, "gpt-4o", "alpha", 1.0, Decimal("0.003"), 1),
+    ]
 
 
 def _item(data: dict[str, Any]) -> Any:
