@@ -20,16 +20,18 @@ of it: the source holds the client, never its key.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, Literal
 
 try:
     import dlt
     import pyarrow as pa
+    import pyarrow.compute as pc
     from dlt.common.normalizers.naming.snake_case import NamingConvention
     from dlt.extract.source import DltSource
 except ImportError as missing:  # pragma: no cover - the test of the extra runs a subprocess
@@ -42,7 +44,7 @@ from . import _windows
 from ._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
 from ._chargeback import UNTAGGED  # a group-by key's value where an item has no such tag
 from ._client import Opper
-from ._columns import columns_for, counts, value_text
+from ._columns import _float, columns_for, counts, value_text
 from ._validation import invalid
 from .models import GetUsageResultItem, Granularity
 
@@ -124,13 +126,29 @@ def _bucket_start(moment: dt.datetime, granularity: Granularity) -> dt.datetime:
     return start
 
 
-def _tag(value: object) -> str:
-    return UNTAGGED if value is None else value_text(value)
+def _tags(values: list[Any]) -> tuple[pa.Array, bool]:
+    """A group-by column: text, `UNTAGGED` for a missing tag, other JSON values as text; and
+    whether two values may have become one (null and the text `UNTAGGED`, an object and its
+    JSON text)."""
+    types = set(map(type, values))
+    merging = not types <= {str, type(None)} or (type(None) in types and UNTAGGED in values)
+    if not types <= {str, type(None)}:
+        values = [v if v is None else value_text(v) for v in values]
+    return pc.fill_null(pa.array(values, pa.string()), UNTAGGED), merging
+
+
+def _numbers(values: list[Any]) -> pa.Array:
+    """A field's column: its numbers as doubles; anything else (the API sends none) null."""
+    if set(map(type, values)) <= {int, float, type(None)}:
+        with contextlib.suppress(OverflowError, pa.ArrowInvalid):  # an int past 64 bits
+            return pa.array(values, pa.float64())
+    return pa.array([_number(v) for v in values], pa.float64())
 
 
 def _number(value: object) -> float | None:
+    """A number as a double (an int past its range as an infinity), anything else as None."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _float(value)
     return None
 
 
@@ -155,16 +173,17 @@ def _held_rows(table: str, keys: Sequence[str], values: Sequence[str], begin: dt
     return {tuple(row[: len(keys)]): tuple(row[len(keys) :]) for row in found}
 
 
-def _count(
-    held: Rows | None, keys: list[list[Any]], values: list[list[Any]], run: dict[str, Any]
-) -> None:
+def _count(held: Rows | None, table: pa.Table, keys: list[str], run: dict[str, Any]) -> None:
     """Adds a batch's rows to the run's counts: inserted, updated or unchanged."""
     if held is None:  # not known
         return
     if not held:
-        run["inserted"] += len(keys[0])
+        run["inserted"] += table.num_rows
         return
-    for key, value in zip(zip(*keys, strict=True), zip(*values, strict=True), strict=True):
+    values = [name for name in table.column_names if name not in keys]
+    key_rows = zip(*(table[name].to_pylist() for name in keys), strict=True)
+    value_rows = zip(*(table[name].to_pylist() for name in values), strict=True)
+    for key, value in zip(key_rows, value_rows, strict=True):
         old = held.pop(key, None)
         outcome = "inserted" if old is None else "unchanged" if old == value else "updated"
         run[outcome] += 1
@@ -177,24 +196,25 @@ def _whole_buckets(items: Iterator[GetUsageResultItem]) -> Iterator[list[GetUsag
     while chunk := carried + list(itertools.islice(items, BATCH_ROWS)):
         carried = []
         if len(chunk) >= BATCH_ROWS:
-            last = chunk[-1].time_bucket
-            cut = next(i for i, item in enumerate(chunk) if item.time_bucket == last)
+            last, cut = chunk[-1].time_bucket, len(chunk) - 1
+            while cut and chunk[cut - 1].time_bucket == last:
+                cut -= 1
             chunk, carried = (chunk[:cut], chunk[cut:]) if cut else (chunk, [])
         yield chunk
 
 
-def _merged(keys: list[list[Any]], values: list[list[Any]]) -> tuple[list[list[Any]], ...]:
+def _merged(rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
     """Rows of one key summed into one: a tag the API sent as null and one it sent as the text
     `(untagged)` are one group here (as an object and its JSON text are)."""
-    rows = list(zip(*keys, strict=True))
-    if len(set(rows)) == len(rows):
-        return keys, values
-    sums: dict[tuple[Any, ...], list[Any]] = {}
-    for key, row in zip(rows, zip(*values, strict=True), strict=True):
-        held = sums.get(key)
-        sums[key] = list(row) if held is None else list(map(_add, held, row))
-    merged_keys = [list(column) for column in zip(*sums, strict=True)]
-    return merged_keys, [list(column) for column in zip(*sums.values(), strict=True)]
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[name] for name in keys)
+        held = sums.setdefault(key, row)
+        if held is not row:
+            for name, value in row.items():
+                if name not in keys:
+                    held[name] = _add(held[name], value)
+    return list(sums.values())
 
 
 def _add(one: Any, other: Any) -> Any:
@@ -269,19 +289,22 @@ def usage_source(
 
     def batch(items: list[GetUsageResultItem], held: Rows | None, run: dict[str, Any]) -> pa.Table:
         extras = list(map(_EXTRAS, items))
-        keys: list[list[Any]] = [
-            list(map(_TIME_BUCKET, items)),
-            *([_tag(e.get(key)) for e in extras] for key in group_by),
-        ]
-        values: list[list[Any]] = [
-            *([_number(e.get(key)) for e in extras] for key in fields),
-            list(map(Decimal, map(_COST, items))),
-            counts(items),
-        ]
-        keys, values = _merged(keys, values)
-        _count(held, keys, values, run)
-        arrays = [pa.array(v, f.type) for v, f in zip(keys + values, schema, strict=True)]
-        return pa.Table.from_arrays(arrays, schema=schema)
+        tags = [_tags(list(map(dict.get, extras, repeat(key)))) for key in group_by]
+        table = pa.Table.from_arrays(
+            [
+                pa.array(list(map(_TIME_BUCKET, items)), schema.field("time_bucket").type),
+                *(column for column, _ in tags),
+                *(_numbers(list(map(dict.get, extras, repeat(key)))) for key in fields),
+                pa.array(list(map(_COST, items)), pa.string()).cast(COST_TYPE),  # exact
+                pa.array(counts(items), pa.int64()),
+            ],
+            schema=schema,
+        )
+        merging = any(may for _, may in tags)
+        if merging and table.group_by(key_columns).aggregate([]).num_rows < table.num_rows:
+            table = pa.Table.from_pylist(_merged(table.to_pylist(), key_columns), schema=schema)
+        _count(held, table, key_columns, run)
+        return table
 
     def rows() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
