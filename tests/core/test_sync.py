@@ -188,6 +188,39 @@ def test_a_null_tag_and_the_text_untagged_are_one_row_their_sums_added(
     ]
 
 
+def test_tags_of_any_json_value_are_text_and_fields_that_are_no_numbers_null(
+    fixed: LocalServer, tmp_path: Path
+) -> None:
+    bucket = "2028-01-20T10:00:00Z"
+    base = {"time_bucket": bucket, "cost": "0.000001", "project.name": "alpha"}
+    fixed.script(
+        {"json": [
+            {**base, "model": {"name": "gpt-4o", "v": [1, 2]}, "total_tokens": "12"},
+            {**base, "model": 7, "total_tokens": True},
+            {**base, "model": "=cmd|' /C calc'!A0", "total_tokens": 10**400},
+        ]}
+    )  # fmt: skip
+    sync(fixed, tmp_path, since=NOW - dt.timedelta(hours=2))
+    held = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
+    assert [(row[1], row[3]) for row in held] == [
+        ("7", None),
+        ("=cmd|' /C calc'!A0", float("inf")),
+        ('{"name": "gpt-4o", "v": [1, 2]}', None),
+    ]
+
+
+def test_a_cost_with_more_decimals_than_the_column_holds_fails_the_run(
+    fixed: LocalServer, tmp_path: Path
+) -> None:
+    sync(fixed, tmp_path)
+    before = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
+    item = {"time_bucket": "2028-01-20T10:00:00Z", "cost": "0.0000000000001", "model": "m"}
+    fixed.script({"json": [item]})
+    with pytest.raises(PipelineStepFailed, match="data loss"):
+        sync(fixed, tmp_path)
+    assert table_rows(TABLE, 3, tmp_path / "usage.duckdb") == before
+
+
 def _item(data: dict[str, Any]) -> Any:
     from opperai_usage.models import GetUsageResultItem
 
