@@ -288,7 +288,7 @@ def test_a_thousand_concurrent_async_calls() -> None:
     queries: list[dict[str, Any]] = [
         {"granularity": "month", "fields": ["total_tokens"]},
         {"granularity": "month", "group_by": ["model"]},
-        {"granularity": "year", "fields": ["prompt_tokens"], "group_by": ["customer"]},
+        {"granularity": "year", "fields": ["prompt_tokens"], "group_by": ["customer_id"]},
         {"granularity": "day", "fields": ["completion_tokens"]},
     ]
 
