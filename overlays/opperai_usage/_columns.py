@@ -2,8 +2,9 @@
 CSV, JSON and JSON Lines, the HTML report and the DataFrames.
 
 Columns come in one order everywhere: `time_bucket`, the group-by tags in the order asked for,
-the summed fields in the order asked for, then `cost`. Values: `time_bucket` in ISO 8601 UTC
-with `Z`, tags as strings or `None`, fields as the API's numbers, `cost` as the API's decimal
+the summed fields in the order asked for, then `count` and `cost`, which every item carries.
+Values: `time_bucket` in ISO 8601 UTC with `Z`, tags as strings or `None`, fields and `count`
+as the API's numbers (`count` `None` when an answer lacks it), `cost` as the API's decimal
 string.
 
 Whatever the decoder accepts can be written: a `cost` of `NaN` or `9E+999999`, a time bucket at
@@ -24,16 +25,19 @@ from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from ._generated.types import UNSET, Unset  # an item's `count` when the answer lacked it
 from ._validation import invalid
 
 if TYPE_CHECKING:
     from .models import GetUsageResultItem
 
 TIME_BUCKET = "time_bucket"
+COUNT = "count"
 COST = "cost"
 _UTC = dt.timezone.utc
 _TIME_BUCKET = attrgetter("time_bucket")
 _COST = attrgetter("cost")
+_COUNT = attrgetter("count")
 _EXTRAS = attrgetter("additional_properties")
 #: A sum of costs is written in plain digits up to this many; past it (a `cost` of `9E+999999`
 #: would be a million digits) in scientific notation, as `Decimal` writes it.
@@ -55,7 +59,7 @@ class Columns:
     @property
     def names(self) -> tuple[str, ...]:
         """Every column, in output order."""
-        return (TIME_BUCKET, *self.group_by, *self.fields, COST)
+        return (TIME_BUCKET, *self.group_by, *self.fields, COUNT, COST)
 
     @property
     def extras(self) -> tuple[str, ...]:
@@ -102,7 +106,7 @@ def _checked(columns: Columns) -> Columns:
             "group_by", f"holds {name!r}, which is one of the fields too: a key is one or the other"
         )
     for kind, names in (("group_by", columns.group_by), ("fields", columns.fields)):
-        for name in {TIME_BUCKET, COST} & set(names):
+        for name in {TIME_BUCKET, COUNT, COST} & set(names):
             raise invalid(kind, f"names {name!r}, which is already a column of every item")
     return columns
 
@@ -127,7 +131,8 @@ def rows(items: Iterable[GetUsageResultItem], columns: Columns) -> Iterator[list
         if when is not last:  # items of one bucket come together and share one datetime
             last, text = when, time_text(when)
         get = item.additional_properties.get
-        yield [text, *map(get, extras), item.cost]
+        count = item.count
+        yield [text, *map(get, extras), None if isinstance(count, Unset) else count, item.cost]
 
 
 def column_values(items: Sequence[GetUsageResultItem], columns: Columns) -> list[list[Any]]:
@@ -137,8 +142,17 @@ def column_values(items: Sequence[GetUsageResultItem], columns: Columns) -> list
     return [
         list(map(_TIME_BUCKET, items)),
         *(list(map(dict.get, extra_values, repeat(name))) for name in columns.extras),
+        counts(items),
         list(map(_COST, items)),
     ]
+
+
+def counts(items: Sequence[GetUsageResultItem]) -> list[int | None]:
+    """Each item's `count`, `None` where the answer lacked it."""
+    values: list[Any] = list(map(_COUNT, items))
+    if UNSET in values:
+        return [None if value is UNSET else value for value in values]
+    return values
 
 
 def time_texts(times: list[dt.datetime]) -> list[str]:

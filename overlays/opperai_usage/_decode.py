@@ -2,7 +2,8 @@
 
 Items are decoded on a fast path that equals the generated `from_dict` (a test holds it to
 that) while also checking what `from_dict` takes on trust: the JSON types `openapi.yaml` gives
-`time_bucket` and `cost`. The extra keys may hold any JSON value (`additionalProperties: true`).
+`time_bucket`, `cost` and `count` (optional). The extra keys may hold any JSON value
+(`additionalProperties: true`).
 
 With the optional `fast` extra, msgspec parses the answer (and checks that it is a list of
 objects); without it, or for what only the standard library reads, `json.loads` does. Anything
@@ -22,6 +23,7 @@ from typing import Any, cast
 import httpx
 from dateutil.parser import isoparse
 
+from ._generated.types import UNSET
 from ._redact import redact
 from .errors import (
     APIError,
@@ -131,7 +133,8 @@ def _build(data: list[Any]) -> list[GetUsageResultItem]:
     """The items, their slots filled directly (as attrs' `__init__` does, without the call).
 
     Raises (`ValueError`, `KeyError`, `TypeError` or `AttributeError`) at the first item that
-    is not an object with a date-time string `time_bucket` and a string `cost`.
+    is not an object with a date-time string `time_bucket`, a string `cost` and, if it has one,
+    a `count` that is a whole number, 0 or more.
     """
     buckets = _Buckets()
     items: list[GetUsageResultItem] = []
@@ -144,6 +147,10 @@ def _build(data: list[Any]) -> list[GetUsageResultItem]:
         if type(cost) is not str:
             raise TypeError  # `_first_misfit` says what
         item.cost = cost
+        count = fields.pop("count", UNSET)
+        if count is not UNSET and (type(count) is not int or count < 0):
+            raise TypeError  # `_first_misfit` says what
+        item.count = count
         item.additional_properties = fields
         append(item)
     return items
@@ -165,6 +172,9 @@ def _first_misfit(data: list[Any]) -> SchemaMismatch:
         cost = fields.get("cost", _MISSING)
         if type(cost) is not str:
             return _mismatch(index, "cost", cost, "a string")
+        count = fields.get("count", 0)
+        if type(count) is not int or count < 0:
+            return _mismatch(index, "count", count, "a whole number, 0 or more")
     # Not reached while both check the same; if they ever differ, still a typed error.
     return SchemaMismatch("the answer does not fit the schema")
 

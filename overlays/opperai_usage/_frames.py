@@ -4,7 +4,8 @@ extras), one row per item, columns in the command line's order.
 Types: `time_bucket` a timezone-aware UTC datetime; tags strings, with nulls; summed fields
 integers (64-bit; pandas' nullable `Int64` when some are null) or, when any value is
 fractional or beyond 64 bits, floats (an integer past float's range, such as 10**400, as an
-infinity of its sign); `cost` a 64-bit float in USD (`NaN` and `Infinity` as such; a cost
+infinity of its sign); `count` as a summed field; `cost` a 64-bit float in USD (`NaN` and
+`Infinity` as such; a cost
 that is no number raises `ValueError` naming the item).
 
 Why `cost` is a float: pandas has no exact decimal type of its own (a column of `Decimal`
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._columns import COST, TIME_BUCKET, Columns, column_values, columns_for
+from ._columns import COST, COUNT, TIME_BUCKET, Columns, column_values, columns_for
 
 if TYPE_CHECKING:
     import pandas
@@ -134,7 +135,7 @@ def to_pandas(
     }
     for name in columns.group_by:
         data[name] = pd.Series(values[name], dtype="string")
-    for name in columns.fields:
+    for name in (*columns.fields, COUNT):
         column = values[name]
         if _number_kind(name, column) == "float":
             data[name] = pd.Series(_floats(column), dtype="float64")
@@ -162,7 +163,7 @@ def to_polars(
     columns, values = _columns(listed, fields, group_by)
     series = [pl.Series(TIME_BUCKET, values[TIME_BUCKET], dtype=pl.Datetime("us", "UTC"))]
     series += [pl.Series(name, values[name], dtype=pl.String) for name in columns.group_by]
-    for name in columns.fields:
+    for name in (*columns.fields, COUNT):
         if _number_kind(name, values[name]) == "int":
             series.append(pl.Series(name, values[name], dtype=pl.Int64))
         else:

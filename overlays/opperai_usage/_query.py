@@ -12,7 +12,7 @@ from typing import Any
 
 from ._generated.api.analytics import usage_analytics_usage_get as endpoint
 from ._generated.types import Unset as GeneratedUnset
-from ._validation import InvalidArgumentError
+from ._validation import InvalidArgumentError, fields_to_send
 from .types import Unset
 
 Coercer = Callable[[str, object], object]
@@ -120,6 +120,8 @@ def build_query(arguments: Mapping[str, object]) -> tuple[str, str, dict[str, An
         for name, value in arguments.items()
         if not isinstance(value, Unset)
     }
+    if isinstance(fields := checked.get("fields"), list):
+        checked["fields"] = fields_to_send(fields)
     request = endpoint._get_kwargs(**checked)  # type: ignore[arg-type]
     params: dict[str, Any] = request["params"]
     for name in _DATETIMES & params.keys():

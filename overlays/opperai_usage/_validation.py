@@ -1,6 +1,7 @@
 """Every check of what the caller passes, made before any request is sent: server URLs,
-timeouts, retry settings, extra headers and the API key. Each raises `InvalidArgumentError`
-naming the argument; none quotes a header value or a key, which may be credentials.
+timeouts, retry settings, extra headers, the API key, and the two fields every item carries.
+Each raises `InvalidArgumentError` naming the argument; none quotes a header value or a key,
+which may be credentials.
 
 Checking costs no imports beyond httpx, which the client has loaded already: arguments are
 refused before the generated code is loaded.
@@ -43,6 +44,18 @@ def unsendable(text: str, *, tab: bool) -> tuple[int, str] | None:
         if not (" " <= char <= "~" or (tab and char == "\t")):
             return position, char
     return None
+
+
+def fields_to_send(fields: list[str]) -> list[str]:
+    """`fields` as the API takes them. Every item carries `count` and `cost`: the API refuses
+    `count` as a field (refused here, before sending) and ignores `cost` (left out)."""
+    if "count" in fields:
+        raise invalid(
+            "fields",
+            "must not include 'count': every item carries it already (item.count), "
+            "and the API refuses it as a field",
+        )
+    return [name for name in fields if name != "cost"]
 
 
 def check_server_url(name: str, value: object, example: str) -> None:

@@ -27,7 +27,7 @@ from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
 
 QUERY = ["--group-by", "model", "--group-by", "project.name", "--field", "total_tokens"]
-COLUMNS = ["time_bucket", "model", "project.name", "total_tokens", "cost"]
+COLUMNS = ["time_bucket", "model", "project.name", "total_tokens", "count", "cost"]
 #: Tag values that break naive CSV, JSON or table writers.
 ODD_TAGS: list[str | None] = [
     "comma, inside",
@@ -109,7 +109,7 @@ def test_empty_answers_in_every_format(local: LocalServer) -> None:
     assert outputs["csv"].out == ",".join(COLUMNS) + "\r\n"
     assert json.loads(outputs["json"].out) == []
     assert outputs["jsonl"].out == ""
-    assert outputs["table"].out.splitlines()[-1].split() == ["total,", "0", "items", "0", "0"]
+    assert outputs["table"].out.splitlines()[-1].split() == ["total,", "0", "items", "0", "0", "0"]
 
 
 def test_table_aligns_columns_and_totals_the_numbers(local: LocalServer) -> None:
@@ -131,7 +131,8 @@ def test_table_aligns_columns_and_totals_the_numbers(local: LocalServer) -> None
         assert line.split()[2] == (item["project.name"] or "-")  # a null tag shows as "-"
     cost = sum((Decimal(str(item["cost"])) for item in ITEMS), Decimal(0))
     tokens = sum(int(str(item["total_tokens"])) for item in ITEMS)
-    assert totals.split() == ["total,", "2", "items", str(tokens), str(cost)]
+    count = sum(int(str(item["count"])) for item in ITEMS)
+    assert totals.split() == ["total,", "2", "items", str(tokens), str(count), str(cost)]
 
 
 def test_columns_follow_the_order_given(local: LocalServer) -> None:
@@ -142,7 +143,7 @@ def test_columns_follow_the_order_given(local: LocalServer) -> None:
     )  # fmt: skip
     assert result.code == 0, result.err
     header = result.out.split("\r\n", 1)[0]
-    assert header == "time_bucket,project.name,model,total_tokens,completion_tokens,cost"
+    assert header == "time_bucket,project.name,model,total_tokens,completion_tokens,count,cost"
     query = query_of(local)
     assert query["fields"] == ["total_tokens", "completion_tokens"]
     assert query["group_by"] == ["project.name", "model"]
@@ -270,6 +271,15 @@ def test_the_second_key_variable_works_and_a_conflict_warns_in_one_line(
     )
 
 
+def test_field_cost_is_accepted_and_not_sent(local: LocalServer) -> None:
+    """The API ignores `cost` as a field (every item carries it): asked for, it is left out."""
+    local.script({"json": ITEMS})
+    result = run("--server-url", local.url, "--format", "csv", "--field", "cost")
+    assert result.code == 0, result.err
+    assert result.out.split("\r\n", 1)[0] == "time_bucket,count,cost"
+    assert "fields" not in query_of(local)
+
+
 # -- exit status 2: nothing is sent
 
 
@@ -279,7 +289,7 @@ def test_the_second_key_variable_works_and_a_conflict_warns_in_one_line(
         (["--granularity", "weekly"], {}, "--granularity must be one of"),
         (["--from", "last tuesday"], {}, "--from must be"),
         (["--group-by", "model", "--field", "model"], {}, "--group-by holds 'model'"),
-        (["--field", "cost"], {}, "--field names 'cost'"),
+        (["--field", "count"], {}, "--field must not include 'count': every item carries it"),
         (["--last", "7d", "--from", "2026-11-01"], {}, "--last sets the time range"),
         (["-o", "/nonexistent-folder/usage.csv"], {}, "does not exist"),
         (["--html", "."], {}, "is a folder"),

@@ -58,6 +58,7 @@ def test_a_long_range_gives_one_calls_rows(fixed: LocalServer, tmp_path: Path) -
             "time_bucket": item.time_bucket.isoformat().replace("+00:00", "Z"),
             "model": item["model"],
             "total_tokens": item["total_tokens"],
+            "count": item.get("count"),
             "cost": item.cost,
         }
         for item in items
@@ -79,7 +80,7 @@ def test_progress_counts_the_windows_on_a_terminal(fixed: LocalServer, tmp_path:
     assert shown, terminal
     assert shown == sorted(shown)
     assert terminal.endswith(b"\r\x1b[K")
-    assert out.read_bytes().startswith(b"time_bucket,model,total_tokens,cost\r\n")
+    assert out.read_bytes().startswith(b"time_bucket,model,total_tokens,count,cost\r\n")
 
 
 def test_a_failed_window_is_named(fixed: LocalServer) -> None:

@@ -94,18 +94,18 @@ def test_csv_cells_that_start_like_formulas_get_a_leading_quote(
     assert (neutral.code, neutral.err, raw.code, raw.err) == (0, "", 0, "")
 
     rows = csv_rows(neutral.out)
-    assert rows[0] == ["time_bucket", "model", "'@team", "total_tokens", "cost"]
+    assert rows[0] == ["time_bucket", "model", "'@team", "total_tokens", "count", "cost"]
     expected_tags = ["'" + t if t[0] in "=+-@\t\r" else t for t in tags]
     assert [row[1] for row in rows[1:]] == expected_tags
     assert {row[2] for row in rows[1:]} == {"'=cmd|' /C calc'!A0"}
     assert [row[3] for row in rows[1:]] == [str(-5 * day) for day in range(1, len(tags) + 1)]
-    costs = {row[4] for row in rows[1:]}
+    costs = {row[5] for row in rows[1:]}
     assert costs == {"-0.500000", "'=HYPERLINK(1)", "1E-7"}  # decimal numbers stay numbers
 
     raw_rows = csv_rows(raw.out)
-    assert raw_rows[0] == ["time_bucket", "model", "@team", "total_tokens", "cost"]
+    assert raw_rows[0] == ["time_bucket", "model", "@team", "total_tokens", "count", "cost"]
     assert [row[1] for row in raw_rows[1:]] == tags
-    assert {row[4] for row in raw_rows[1:]} == {"-0.500000", "=HYPERLINK(1)", "1E-7"}
+    assert {row[5] for row in raw_rows[1:]} == {"-0.500000", "=HYPERLINK(1)", "1E-7"}
 
 
 def test_csv_raw_is_only_for_csv(local: LocalServer) -> None:
@@ -267,24 +267,28 @@ HOSTILE_ITEMS: list[dict[str, Any]] = [
     {
         "time_bucket": "2026-11-01T00:00:00Z",
         "cost": "NaN",
+        "count": 0,
         "model": "lone \ud800 surrogate",
         "total_tokens": math.nan,
     },
     {
         "time_bucket": "0001-01-01T00:00:00+01:00",
         "cost": "sNaN",
+        "count": 1,
         "model": {"nested": ["=1+2", math.nan]},
         "total_tokens": math.inf,
     },
     {
         "time_bucket": "9999-12-31T23:00:00-05:00",
         "cost": "Infinity",
+        "count": 2**64,
         "model": ["an", "array"],
         "total_tokens": -math.inf,
     },
     {
         "time_bucket": "2026-11-02T00:00:00Z",
         "cost": "9E+999999",
+        "count": 7,
         "model": "plain",
         "total_tokens": 10**400,
     },
@@ -326,7 +330,7 @@ def test_every_answer_the_decoder_accepts_prints_in_every_format(
         assert len(lines) == 4 + len(HOSTILE_ITEMS)
         assert "lone \\ud800 surrogate" in lines[2]
         assert lines[3].startswith('0001-01-01T00:00:00+01:00  {"nested": ["=1+2", null]}')
-        assert lines[-1].split() == ["total,", "4", "items", "nan", "NaN"]
+        assert lines[-1].split() == ["total,", "4", "items", "nan", str(2**64 + 8), "NaN"]
     elif form == "csv":
         rows = csv_rows(result.out)
         assert [row[0] for row in rows[1:]] == [i["time_bucket"] for i in HOSTILE_ITEMS]
@@ -334,7 +338,8 @@ def test_every_answer_the_decoder_accepts_prints_in_every_format(
             "lone \ufffd surrogate", '{"nested": ["=1+2", null]}', '["an", "array"]', "plain",
         ]  # fmt: skip
         assert [row[2] for row in rows[1:]] == ["nan", "inf", "-inf", str(10**400)]
-        assert [row[3] for row in rows[1:]] == [i["cost"] for i in HOSTILE_ITEMS]
+        assert [row[3] for row in rows[1:]] == [str(i["count"]) for i in HOSTILE_ITEMS]
+        assert [row[4] for row in rows[1:]] == [i["cost"] for i in HOSTILE_ITEMS]
     elif form in ("json", "jsonl"):
         text = result.out
         records = strict_json(text) if form == "json" else list(map(strict_json, text.splitlines()))
@@ -344,6 +349,7 @@ def test_every_answer_the_decoder_accepts_prints_in_every_format(
         assert [r["total_tokens"] for r in records] == [None, None, None, 10**400]
         assert [r["time_bucket"] for r in records] == [i["time_bucket"] for i in HOSTILE_ITEMS]
         assert [r["cost"] for r in records] == [i["cost"] for i in HOSTILE_ITEMS]
+        assert [r["count"] for r in records] == [i["count"] for i in HOSTILE_ITEMS]
     else:
         parser = Cells()
         report = page.read_text(encoding="utf-8")
@@ -351,7 +357,7 @@ def test_every_answer_the_decoder_accepts_prints_in_every_format(
         assert "lone \ufffd surrogate" in parser.cells
         assert "0001-01-01T00:00:00+01:00" in parser.cells
         assert '{"nested": ["=1+2", null]}' in parser.cells
-        assert parser.cells[-2:] == ["nan", "NaN"]  # the totals
+        assert parser.cells[-3:] == ["nan", str(2**64 + 8), "NaN"]  # the totals
 
 
 @pytest.mark.parametrize(

@@ -241,8 +241,8 @@ def test_a_closed_pipe_stops_every_format_quietly_with_141(
     assert proc.stderr.read() == b""
     proc.stderr.close()
     expected: dict[str, Callable[[bytes], bool]] = {
-        "table": lambda line: line.split() == [b"time_bucket", b"cost"],
-        "csv": lambda line: line == b"time_bucket,cost\r\n",
+        "table": lambda line: line.split() == [b"time_bucket", b"count", b"cost"],
+        "csv": lambda line: line == b"time_bucket,count,cost\r\n",
         "json": lambda line: line == b"[\n",
         "jsonl": lambda line: "cost" in json.loads(line),
     }

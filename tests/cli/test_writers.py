@@ -62,7 +62,7 @@ def test_csv_is_byte_for_byte_what_the_csv_module_writes(tags: list[str | None])
 
 def test_columns_given_keep_their_order_and_lose_repeats() -> None:
     columns = columns_for([], fields=["b", "a", "b"], group_by=["z", "y", "z"])
-    assert columns.names == ("time_bucket", "z", "y", "b", "a", "cost")
+    assert columns.names == ("time_bucket", "z", "y", "b", "a", "count", "cost")
 
 
 def test_columns_not_given_are_read_off_the_items() -> None:
@@ -71,13 +71,13 @@ def test_columns_not_given_are_read_off_the_items() -> None:
         item(2, model=None, tokens=2, project="p", late=0.5),
     )
     assert columns_for(items).names == (
-        "time_bucket", "model", "project", "tokens", "late", "cost",
+        "time_bucket", "model", "project", "tokens", "late", "count", "cost",
     )  # fmt: skip
     assert columns_for(items, fields=["tokens"]).names == (
-        "time_bucket", "model", "project", "late", "tokens", "cost",
+        "time_bucket", "model", "project", "late", "tokens", "count", "cost",
     )  # fmt: skip
     assert columns_for(items, group_by=["model"]).names == (
-        "time_bucket", "model", "tokens", "project", "late", "cost",
+        "time_bucket", "model", "tokens", "project", "late", "count", "cost",
     )  # fmt: skip
 
 
@@ -124,12 +124,12 @@ def test_cell_widths_count_terminal_cells() -> None:
 
 def test_the_table_shortens_text_to_fit_and_never_cuts_numbers() -> None:
     long = "日本語のとても長いモデル名" * 3
-    items = items_of(item(1, "12.345678", model=long, tokens=123_456_789))
+    items = items_of(item(1, "12.345678", model=long, tokens=123_456_789, count=42))
     columns = Columns(group_by=("model",), fields=("tokens",))
     natural = render_table(items, columns)
     assert max(map(cell_width, natural.splitlines())) > 60
     fitted = render_table(items, columns, width=60).splitlines()
     assert max(map(cell_width, fitted)) <= 60
     assert "…" in fitted[2]
-    assert fitted[2].endswith("123456789  12.345678")
-    assert fitted[-1].endswith("123456789  12.345678")  # the totals line
+    assert fitted[2].endswith("123456789     42  12.345678")
+    assert fitted[-1].endswith("123456789     42  12.345678")  # the totals line

@@ -40,6 +40,7 @@ def strict(items: list[GetUsageResultItem]) -> list[tuple[Any, ...]]:
             item.time_bucket.utcoffset(),
             type(item.cost),
             item.cost,
+            item.count,
             [(key, type(value), repr(value)) for key, value in item.additional_properties.items()],
         )
         for item in items
@@ -395,10 +396,14 @@ VALUES = st.recursive(
     ),
     max_leaves=8,
 )
-KEYS = st.text().filter(lambda key: key not in ("time_bucket", "cost"))
+KEYS = st.text().filter(lambda key: key not in ("time_bucket", "cost", "count"))
 ITEM = st.fixed_dictionaries(
     {"time_bucket": TIME_BUCKETS, "cost": st.text(max_size=12)},
-    optional={"completion_tokens": st.integers(0, 10**9), "model": st.sampled_from(MODELS)},
+    optional={
+        "count": st.integers(0, 2**70),
+        "completion_tokens": st.integers(0, 10**9),
+        "model": st.sampled_from(MODELS),
+    },
 ).flatmap(
     lambda required: st.dictionaries(KEYS, VALUES, max_size=6).map(
         lambda extras: {**required, **extras}
@@ -456,6 +461,26 @@ BAD_ITEMS = [
     ('{"time_bucket": "2026-11-01T00:00:00Z", "cost": 1}', "'cost' must be a string, got a number"),
     ('{"time_bucket": "2026-11-01T00:00:00Z", "cost": true}', "'cost' must be a string, got a"),
     ('{"time_bucket": {}, "cost": "1"}', "'time_bucket' must be a date-time string, got an object"),
+    (
+        '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": "3"}',
+        "'count' must be a whole",
+    ),
+    (
+        '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": -1}',
+        "'count' must be a whole",
+    ),
+    (
+        '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": 1.0}',
+        "'count' must be a whole",
+    ),
+    (
+        '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": true}',
+        "'count' must be a whole",
+    ),
+    (
+        '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": null}',
+        "'count' must be a whole",
+    ),
     ("[]", "expected an object, got an array"),
     ('"item"', "expected an object, got 'item'"),
     ("null", "expected an object, got null"),

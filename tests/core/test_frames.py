@@ -24,7 +24,7 @@ from tests.support.servers import LocalServer
 UTC = dt.timezone.utc
 FIELDS = ["total_tokens", "ratio"]
 GROUP_BY = ["project.name", "model"]
-ORDER = ["time_bucket", "project.name", "model", "total_tokens", "ratio", "cost"]
+ORDER = ["time_bucket", "project.name", "model", "total_tokens", "ratio", "count", "cost"]
 MIXED = [
     {**ITEMS[0], "ratio": 0.5},
     {**ITEMS[1], "ratio": 1, "time_bucket": "2026-11-02T01:00:00+01:00"},
@@ -52,6 +52,8 @@ def test_pandas_columns_and_types(local: LocalServer) -> None:
     assert frame["project.name"].tolist() == ["alpha", pd.NA]
     assert frame["total_tokens"].dtype == "int64"
     assert frame["ratio"].dtype == "float64"  # an int and a float: floats
+    assert frame["count"].dtype == "int64"
+    assert frame["count"].tolist() == [item["count"] for item in MIXED]
     assert frame["cost"].dtype == "float64"
     assert frame["cost"].tolist() == [float(str(item["cost"])) for item in MIXED]
 
@@ -68,6 +70,8 @@ def test_polars_columns_and_types(local: LocalServer) -> None:
     assert frame["project.name"].to_list() == ["alpha", None]
     assert frame.schema["total_tokens"] == pl.Int64
     assert frame.schema["ratio"] == pl.Float64
+    assert frame.schema["count"] == pl.Int64
+    assert frame["count"].to_list() == [item["count"] for item in MIXED]
     assert frame.schema["cost"] == pl.Float64
     assert frame["cost"].to_list() == [float(str(item["cost"])) for item in MIXED]
 
@@ -86,7 +90,7 @@ def test_null_fields_stay_integers_where_the_library_can(local: LocalServer) -> 
 def test_columns_are_read_off_the_items_when_not_given(local: LocalServer) -> None:
     items = fetch(local, ITEMS)
     # ITEMS' keys: total_tokens (numbers), model and project.name (strings): tags first
-    expected = ["time_bucket", "model", "project.name", "total_tokens", "cost"]
+    expected = ["time_bucket", "model", "project.name", "total_tokens", "count", "cost"]
     assert list(opperai_usage.to_pandas(items).columns) == expected
     assert opperai_usage.to_polars(items).columns == expected
     given_fields = opperai_usage.to_polars(items, fields=["total_tokens"])
@@ -94,7 +98,7 @@ def test_columns_are_read_off_the_items_when_not_given(local: LocalServer) -> No
 
 
 def test_no_items_give_empty_frames_with_the_columns() -> None:
-    names = ["time_bucket", "model", "total_tokens", "cost"]
+    names = ["time_bucket", "model", "total_tokens", "count", "cost"]
     frame = opperai_usage.to_pandas([], fields=["total_tokens"], group_by=["model"])
     assert (list(frame.columns), len(frame)) == (names, 0)
     assert opperai_usage.to_polars([], fields=["total_tokens"], group_by=["model"]).columns == names

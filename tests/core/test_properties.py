@@ -215,7 +215,7 @@ def date_arguments(draw: st.DrawFn) -> tuple[Any, dt.datetime | None]:
 
 
 granularity_arguments = st.sampled_from([UNSET, None, *Granularity, *GRANULARITIES])
-names = st.text(max_size=12)
+names = st.text(max_size=12).filter(lambda name: name != "count")  # refused as a field
 list_arguments = st.one_of(
     st.just(UNSET),
     st.none(),
@@ -241,8 +241,9 @@ def valid_arguments(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     for name in LISTS:
         values = draw(list_arguments)
         arguments[name] = values
-        if values:
-            meaning[name] = list(values)
+        sent = [v for v in values or () if name != "fields" or v != "cost"]  # cost: left out
+        if sent:
+            meaning[name] = sent
     # Leave out UNSET ones half the time: not passing an argument at all is the usual case.
     if draw(st.booleans()):
         arguments = {key: value for key, value in arguments.items() if value is not UNSET}
@@ -568,10 +569,11 @@ valid_items = st.tuples(
     st.sampled_from(["isoformat", "zulu"]),
     st.text(max_size=12),
     st.dictionaries(
-        st.text(max_size=12).filter(lambda key: key not in ("time_bucket", "cost")),
+        st.text(max_size=12).filter(lambda key: key not in ("time_bucket", "cost", "count")),
         extra_values,
         max_size=5,
     ),
+    st.none() | st.integers(0, 2**70),  # count, when the answer has it
 )
 
 
@@ -595,24 +597,26 @@ valid_items = st.tuples(
                 "nested": {"a": [1, "two", None, {"b": False}]},
                 "list": [],
             },
+            3,
         )
     ]
 )
 def test_valid_items_decode_to_equal_values(
-    captured: Captured, items: list[tuple[dt.datetime, str, str, dict[str, Any]]]
+    captured: Captured, items: list[tuple[dt.datetime, str, str, dict[str, Any], int | None]]
 ) -> None:
     document = []
-    for moment, spelling, cost, extras in items:
+    for moment, spelling, cost, extras, count in items:
         if spelling == "zulu":
             moment = moment.astimezone(dt.timezone.utc)
         text = _zulu(moment) if spelling == "zulu" else moment.isoformat()
-        document.append({"time_bucket": text, "cost": cost, **extras})
+        counted = {} if count is None else {"count": count}
+        document.append({"time_bucket": text, "cost": cost, **counted, **extras})
     assert answer_schema().is_valid(document)
     _respond(captured, 200, json.dumps(document).encode())
     for call in (captured.sync, captured.async_):
         decoded = call({})
         assert len(decoded) == len(items)
-        for item, raw, (moment, spelling, cost, extras) in zip(
+        for item, raw, (moment, spelling, cost, extras, count) in zip(
             decoded, document, items, strict=True
         ):
             assert type(item) is GetUsageResultItem
@@ -622,10 +626,12 @@ def test_valid_items_decode_to_equal_values(
             )
             assert item.cost == cost
             assert item.additional_properties == extras
-            assert item.model_dump() == {"time_bucket": moment, "cost": cost, **extras}
+            counted = {} if count is None else {"count": count}
+            assert item.model_dump() == {"time_bucket": moment, "cost": cost, **counted, **extras}
             generated = GeneratedItem.from_dict(copy.deepcopy(raw))
             assert generated.time_bucket == item.time_bucket
             assert generated.cost == item.cost
+            assert generated.count == item.count
             assert generated.additional_properties == item.additional_properties
     captured.capture.take()
 

@@ -51,6 +51,9 @@ ENCODINGS = [
     ({"group_by": ("model", "project.name")}, "group_by=model&group_by=project.name"),
     ({"fields": ["a b", "ä,&="]}, "fields=a+b&fields=%C3%A4%2C%26%3D"),
     ({"fields": [], "group_by": [], "granularity": None, "from_date": None}, ""),
+    # every item carries `cost`; the API ignores it as a field, so it is left out
+    ({"fields": ["cost", "total_tokens", "cost"]}, "fields=total_tokens"),
+    ({"fields": ["cost"]}, ""),
     (
         {
             "from_date": dt.datetime(2026, 11, 1, tzinfo=UTC),
@@ -122,6 +125,8 @@ BAD_ARGUMENTS = [
     ({"group_by": ["model", None]}, "group_by[1]", "must be a string"),
     ({"from_date": "not-a-date"}, "from_date", "ISO 8601"),
     ({"to_date": 1700000000}, "to_date", "datetime"),
+    # every item carries `count`, and the API refuses it as a field
+    ({"fields": ["total_tokens", "count"]}, "fields", "every item carries it already"),
 ]
 
 

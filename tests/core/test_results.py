@@ -12,6 +12,7 @@ import pytest
 
 from opperai_usage import models
 from opperai_usage._generated.models import GetUsageResultItem as GeneratedItem
+from opperai_usage._generated.types import UNSET
 from tests.support.calls import ITEMS, Recorder, Usage
 
 URL = "http://127.0.0.1:9/v2"
@@ -63,10 +64,27 @@ def test_model_dump_gives_python_values(usage: Usage) -> None:
     assert first.model_dump() == {
         "time_bucket": dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
         "cost": "0.004200",
+        "count": 3,
         "total_tokens": 480,
         "model": "gpt-4o",
         "project.name": "alpha",
     }
+
+
+def test_an_answer_without_count_still_decodes(usage: Usage) -> None:
+    """`count` is in every answer of Opper's API, but not required: an older server's (or a
+    proxy's) answer without it decodes as the official SDK decodes it, without the key."""
+    answer = [{key: value for key, value in item.items() if key != "count"} for item in ITEMS]
+    first = usage(server_url=URL, transport=Recorder(httpx.Response(200, json=answer)).transport)[0]
+    assert first.count is UNSET
+    assert "count" not in first
+    assert list(first) == ["time_bucket", "cost", "total_tokens", "model", "project.name"]
+    assert "count" not in first.model_dump()
+    assert "count" not in first.to_dict()
+    copied = pickle.loads(pickle.dumps(first))
+    assert copied == first
+    assert copied.count is UNSET
+    assert copy.deepcopy(first).count is UNSET
 
 
 def test_missing_extra_is_an_attribute_error(usage: Usage) -> None:
@@ -96,13 +114,14 @@ def test_an_item_is_a_read_only_mapping_of_all_its_keys(usage: Usage) -> None:
     """dict(item), iteration, len, `in`, get: time_bucket, cost and the extras alike; so
     dict(item) is model_dump(), as dict() of the official SDK's pydantic model gives."""
     first = items(usage)[0]
-    keys = ["time_bucket", "cost", "total_tokens", "model", "project.name"]
+    keys = ["time_bucket", "cost", "count", "total_tokens", "model", "project.name"]
     assert isinstance(first, Mapping)
     assert list(first) == list(first.keys()) == keys
-    assert len(first) == 5
+    assert len(first) == 6
     assert dict(first) == first.model_dump()
     assert first["time_bucket"] == first.time_bucket
     assert first["cost"] == "0.004200"
+    assert first["count"] == first.count == 3
     assert "cost" in first
     assert "time_bucket" in first
     assert "nope" not in first
@@ -122,5 +141,5 @@ def test_a_list_of_items_is_a_list_of_records(usage: Usage) -> None:
     rows = [dict(item) for item in items(usage)]
     assert [row["model"] for row in rows] == ["gpt-4o", "claude-sonnet-4"]
     assert {key for row in rows for key in row} == {
-        "time_bucket", "cost", "total_tokens", "model", "project.name"
+        "time_bucket", "cost", "count", "total_tokens", "model", "project.name"
     }  # fmt: skip

@@ -47,6 +47,7 @@ ITEMS = [
     {
         "time_bucket": "2026-11-01T00:00:00Z",
         "cost": "0.004200",
+        "count": 3,
         "total_tokens": 480,
         "model": "gpt-4o",
         "project.name": "alpha",
@@ -54,6 +55,7 @@ ITEMS = [
     {
         "time_bucket": "2026-11-01T00:00:00Z",
         "cost": "0.000350",
+        "count": 1,
         "total_tokens": 230,
         "model": "claude-sonnet-4",
         "project.name": None,

@@ -8,6 +8,8 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 from dateutil.parser import isoparse
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="GetUsageResultItem")
 
 
@@ -23,12 +25,16 @@ class GetUsageResultItem:
     """ The start time of the time bucket """
     cost: str
     """ The cost in USD for the time bucket """
+    count: int | Unset = UNSET
+    """ The number of events in the time bucket (and group) """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         time_bucket = self.time_bucket.isoformat()
 
         cost = self.cost
+
+        count = self.count
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -38,6 +44,8 @@ class GetUsageResultItem:
                 "cost": cost,
             }
         )
+        if count is not UNSET:
+            field_dict["count"] = count
 
         return field_dict
 
@@ -48,9 +56,12 @@ class GetUsageResultItem:
 
         cost = d.pop("cost")
 
+        count = d.pop("count", UNSET)
+
         get_usage_result_item = cls(
             time_bucket=time_bucket,
             cost=cost,
+            count=count,
         )
 
         get_usage_result_item.additional_properties = d

@@ -29,7 +29,7 @@ import httpx
 from .. import _credentials
 from .._client import Opper
 from .._columns import Columns, columns_for
-from .._validation import InvalidArgumentError
+from .._validation import InvalidArgumentError, fields_to_send
 from ._args import build_parser, time_range, usage_line
 from ._failures import (
     EXIT_BROKEN_PIPE,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv_raw and args.format != "csv":
         raise UsageError("--csv-raw is for --format csv")
     from_date, to_date = time_range(args, dt.datetime.now(_UTC))
-    fields: list[str] = args.fields or []
+    fields = fields_to_send(args.fields or [])  # `--field count` refused, `--field cost` dropped
     group_by: list[str] = args.group_by or []
     columns = columns_for((), fields, group_by)  # a key used twice is refused here
     output = check_output(args.output, "--output")
