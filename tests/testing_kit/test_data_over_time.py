@@ -108,7 +108,7 @@ def test_the_past_is_a_function_of_the_seed_and_time(
     a server started at the later `now` (whose data starts later), over a range both hold."""
     moved = NOW + timedelta(seconds=later)
     first_later = datetime.combine(moved.date(), datetime.min.time(), UTC) - timedelta(days=59)
-    begin = first_later + (NOW - first_later) * start
+    begin = first_later + timedelta(seconds=int((NOW - first_later).total_seconds() * start))
     end = min(begin + timedelta(seconds=length), NOW)
     query = {"granularity": granularity, "group_by": group_by, "fields": ["total_tokens"]}
     query.update(from_date=iso(begin), to_date=iso(end))
