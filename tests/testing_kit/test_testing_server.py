@@ -165,7 +165,7 @@ def test_every_bad_parameter_is_listed(client: httpx.Client) -> None:
 
 
 def test_now_fixes_the_data_and_the_default_month() -> None:
-    """`--now`: the 60 days of data end with that day, and no dates means that month."""
+    """`--now`: the data runs from 60 days back to that moment, and no dates means that month."""
     running = start_kit("--seed", "5", "--now", "2026-02-10T15:00:00Z")
     try:
         with httpx.Client(base_url=running.url, timeout=5) as http:
@@ -174,6 +174,10 @@ def test_now_fixes_the_data_and_the_default_month() -> None:
             days = items(http.get(USAGE, params=params, headers=auth))
             assert days[0]["time_bucket"] == "2025-12-13T00:00:00Z"
             assert days[-1]["time_bucket"] == "2026-02-10T00:00:00Z"
+            late = {**WIDE, "granularity": "minute", "from_date": "2026-02-10T12:00:00Z"}
+            minutes = items(http.get(USAGE, params=late, headers=auth))
+            assert minutes
+            assert minutes[-1]["time_bucket"] <= "2026-02-10T15:00:00Z"  # none after now
             month = items(http.get(USAGE, params={"granularity": "month"}, headers=auth))
             assert [row["time_bucket"] for row in month] == ["2026-02-01T00:00:00Z"]
         # the same seed and moment in this process: the same answers
