@@ -181,7 +181,7 @@ class Aggregator:
         self.seed, self.events, self.first_day = seed, events, first_day
         self.delay = ingest_delay // _MICROSECOND  # whole numbers: no float rounding
         self._lock = threading.Lock()
-        self._answers: OrderedDict[tuple[Query, float | None], bytes] = OrderedDict()
+        self._answers: OrderedDict[tuple[Query, int | None], bytes] = OrderedDict()
         self._answer_bytes = 0
 
     def build(self, now: datetime) -> None:
@@ -213,6 +213,8 @@ class Aggregator:
         return body
 
     def _encode(self, query: Query, now_us: int, stopping: threading.Event | None) -> bytes:
+        """The JSON body, each item written from one template (`_item_format`): a
+        minute-granularity answer over weeks can be hundreds of thousands of items."""
         group_of, groups = _grouping(query.group_by)
         fields = tuple(name for name in query.fields if name != "cost")  # the API ignores it
         columns = [FIELDS.index(name) if name in FIELDS else None for name in fields]
@@ -261,7 +263,7 @@ def _grouping(group_by: tuple[str, ...]) -> tuple[list[int], list[tuple[str | No
     """For each combination of tags (`TAGS`), the number of its group, and each group's
     values (None for a tag it lacks), numbered in the API's order: null before any text."""
     keys = [tuple(tags.get(key) for key in group_by) for tags in TAGS]
-    groups = sorted(set(keys), key=lambda values: [(v is not None, v or "") for v in values])
+    groups = sorted(set(keys), key=_group_order)
     number = {values: index for index, values in enumerate(groups)}
     return [number[values] for values in keys], groups
 
