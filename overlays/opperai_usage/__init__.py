@@ -15,6 +15,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from . import errors, models, types, utils
+    from ._calendar import fetch_granularity, roll_up
     from ._client import InsecureTransportWarning, Opper
     from ._frames import to_pandas, to_polars
 
@@ -23,7 +24,9 @@ __all__ = [
     "Opper",
     "__version__",
     "errors",
+    "fetch_granularity",
     "models",
+    "roll_up",
     "to_pandas",
     "to_polars",
     "types",
@@ -36,6 +39,8 @@ _SUBMODULES = frozenset({"errors", "models", "types", "utils"})
 _LAZY_NAMES = {
     "Opper": "._client",
     "InsecureTransportWarning": "._client",
+    "roll_up": "._calendar",
+    "fetch_granularity": "._calendar",
     "to_pandas": "._frames",
     "to_polars": "._frames",
 }

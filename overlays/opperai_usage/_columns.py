@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 TIME_BUCKET = "time_bucket"
 COUNT = "count"
 COST = "cost"
+#: The keys a calendar roll-up (`_calendar.roll_up`) adds to each item: its local label and
+#: whether the range or the clock leaves part of it out. Columns after `time_bucket`.
+PERIOD = "period"
+INCOMPLETE = "incomplete"
+LABELS = (PERIOD, INCOMPLETE)
 _UTC = dt.timezone.utc
 _TIME_BUCKET = attrgetter("time_bucket")
 _COST = attrgetter("cost")
@@ -55,16 +60,23 @@ class Columns:
 
     group_by: tuple[str, ...]
     fields: tuple[str, ...]
+    #: `LABELS` for calendar roll-ups (`period`, `incomplete`), else empty.
+    labels: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         """Every column, in output order."""
-        return (TIME_BUCKET, *self.group_by, *self.fields, COUNT, COST)
+        return (TIME_BUCKET, *self.labels, *self.group_by, *self.fields, COUNT, COST)
 
     @property
     def extras(self) -> tuple[str, ...]:
         """The columns read from each item's extra keys."""
-        return (*self.group_by, *self.fields)
+        return (*self.labels, *self.group_by, *self.fields)
+
+    @property
+    def texts(self) -> int:
+        """How many columns come before the summed ones (`time_bucket`, labels, tags)."""
+        return 1 + len(self.labels) + len(self.group_by)
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:
@@ -82,22 +94,40 @@ def columns_for(
     keys holding numbers are fields and the others tags; given one, the other is every
     remaining key. A name used twice (as a tag and a field, or as `time_bucket` or `cost`)
     raises `InvalidArgumentError`: every column needs a name of its own.
+
+    Items of a calendar roll-up (a list whose first item has a text `period` and a boolean
+    `incomplete`) get those two columns after `time_bucket`.
     """
+    labels = _labels(items)
     if fields is not None and group_by is not None:
-        return _checked(Columns(_unique(group_by), _unique(fields)))
+        return _checked(Columns(_unique(group_by), _unique(fields), labels))
     is_field: dict[str, bool | None] = {}  # None: only nulls seen so far
     for item in items:
         for key, value in item.additional_properties.items():
+            if key in labels:
+                continue
             if is_field.get(key) is None:
                 is_field[key] = None if value is None else isinstance(value, int | float)
     if fields is not None:
         known = set(fields)
-        return _checked(Columns(tuple(k for k in is_field if k not in known), _unique(fields)))
+        tags = tuple(k for k in is_field if k not in known)
+        return _checked(Columns(tags, _unique(fields), labels))
     if group_by is not None:
         known = set(group_by)
-        return _checked(Columns(_unique(group_by), tuple(k for k in is_field if k not in known)))
+        numbers = tuple(k for k in is_field if k not in known)
+        return _checked(Columns(_unique(group_by), numbers, labels))
     tags = tuple(key for key, numeric in is_field.items() if not numeric)
-    return _checked(Columns(tags, tuple(key for key, numeric in is_field.items() if numeric)))
+    numbers = tuple(key for key, numeric in is_field.items() if numeric)
+    return _checked(Columns(tags, numbers, labels))
+
+
+def _labels(items: Iterable[GetUsageResultItem]) -> tuple[str, ...]:
+    """`LABELS` when `items` is a calendar roll-up's list, else ()."""
+    if not isinstance(items, Sequence) or not items:
+        return ()
+    extras = items[0].additional_properties
+    rolled = isinstance(extras.get(PERIOD), str) and isinstance(extras.get(INCOMPLETE), bool)
+    return LABELS if rolled else ()
 
 
 def _checked(columns: Columns) -> Columns:
@@ -106,7 +136,7 @@ def _checked(columns: Columns) -> Columns:
             "group_by", f"holds {name!r}, which is one of the fields too: a key is one or the other"
         )
     for kind, names in (("group_by", columns.group_by), ("fields", columns.fields)):
-        for name in {TIME_BUCKET, COUNT, COST} & set(names):
+        for name in {TIME_BUCKET, COUNT, COST, *columns.labels} & set(names):
             raise invalid(kind, f"names {name!r}, which is already a column of every item")
     return columns
 

@@ -27,7 +27,16 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._columns import COST, COUNT, TIME_BUCKET, Columns, column_values, columns_for
+from ._columns import (
+    COST,
+    COUNT,
+    INCOMPLETE,
+    PERIOD,
+    TIME_BUCKET,
+    Columns,
+    column_values,
+    columns_for,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -133,6 +142,9 @@ def to_pandas(
     data: dict[str, Any] = {
         TIME_BUCKET: pd.to_datetime(pd.Series(values[TIME_BUCKET], dtype=object), utc=True)
     }
+    if columns.labels:  # a calendar roll-up's local label and incomplete flag
+        data[PERIOD] = pd.Series(values[PERIOD], dtype="string")
+        data[INCOMPLETE] = pd.Series(values[INCOMPLETE], dtype="bool")
     for name in columns.group_by:
         data[name] = pd.Series(values[name], dtype="string")
     for name in (*columns.fields, COUNT):
@@ -162,6 +174,9 @@ def to_polars(
     listed = list(items)
     columns, values = _columns(listed, fields, group_by)
     series = [pl.Series(TIME_BUCKET, values[TIME_BUCKET], dtype=pl.Datetime("us", "UTC"))]
+    if columns.labels:  # a calendar roll-up's local label and incomplete flag
+        series.append(pl.Series(PERIOD, values[PERIOD], dtype=pl.String))
+        series.append(pl.Series(INCOMPLETE, values[INCOMPLETE], dtype=pl.Boolean))
     series += [pl.Series(name, values[name], dtype=pl.String) for name in columns.group_by]
     for name in (*columns.fields, COUNT):
         if _number_kind(name, values[name]) == "int":

@@ -64,3 +64,17 @@ def client_options() -> None:
     Opper(api_key="key", timeout_ms=2.5)
     Opper(http_bearer=lambda: "key", retry_config=None)
     Opper(timeout_ms="60000")  # type: ignore[arg-type]
+
+
+def calendar_user(opper: Opper) -> None:
+    import opperai_usage
+
+    zone = "Europe/Stockholm"
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    end = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    granularity = opperai_usage.fetch_granularity(start, end, "week", zone)
+    assert_type(granularity, models.Granularity)
+    hours = opper.analytics.iter_usage(from_date=start, to_date=end, granularity=granularity)
+    weeks = opperai_usage.roll_up(hours, "week", zone, start=start, end=end, granularity="hour")
+    assert_type(weeks, list[models.GetUsageResultItem])
+    opperai_usage.roll_up(hours, "week", zone, start="2026-10-01")  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ FLAGS = {
     "group_by": "--group-by",
     "server_url": "--server-url",
     "timeout_ms": "--timeout",
+    "tz": "--tz",
 }
 FORMATS = ("table", "csv", "json", "jsonl")
 _SPAN = re.compile(r"([0-9]+)([hdw])")
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "exit status: 0 done; 1 the API or the network failed; 2 bad usage or arguments "
             "(nothing is sent). Example: opper-usage --month 2026-11 --group-by model "
-            "--field total_tokens --format csv -o november.csv"
+            "--field total_tokens --format csv -o november.csv. Budgets: opper-usage check --help"
         ),
     )
     when = parser.add_argument_group("time range (default: the API's, the current month)")
@@ -116,13 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--month",
         type=_month,
         metavar="YYYY-MM",
-        help="one calendar month in UTC (instead of --from/--to)",
+        help="one calendar month in UTC, or in --tz's zone (instead of --from/--to)",
     )
     query = parser.add_argument_group("what to sum and group by")
     query.add_argument(
         "--granularity",
         metavar="UNIT",
-        help=f"time bucket size: {granularities} (the API's default: day)",
+        help=f"time bucket size: {granularities} (the API's default: day), or week or quarter",
+    )
+    query.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="sum into the days, ISO weeks, months, quarters or years of this IANA time zone "
+        "(such as Europe/Stockholm), with a period and an incomplete column; --from/--to "
+        "without an offset, and --month, are read in it (week and quarter work without it, "
+        "in UTC)",
     )
     query.add_argument(
         "--field",

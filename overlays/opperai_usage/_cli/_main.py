@@ -47,6 +47,7 @@ from ._failures import (
     show_warning,
 )
 from ._files import check_output, silence_stdout, write_file, write_stdout
+from ._periods import CALENDAR_ONLY, plan
 from ._progress import Progress
 from ._text import REPLACE
 from ._writers import write_csv, write_json, write_jsonl
@@ -87,6 +88,8 @@ def _query_description(args: argparse.Namespace, arguments: dict[str, Any], sent
     names = {"from_date": "from", "to_date": "to", "granularity": "granularity"}
     names |= {"group_by": "group by", "fields": "fields"}
     pairs = [(label, shown(arguments.get(key))) for key, label in names.items()]
+    if args.tz is not None or args.granularity in CALENDAR_ONLY:  # summed into local periods
+        pairs.append(("periods", f"{args.granularity or 'day'} in {args.tz or 'UTC'}"))
     command = shlex.join([PROG, *args.argv])
     return Query(sent, pairs, command)
 
@@ -107,23 +110,37 @@ def _fetch(opper: Opper, arguments: dict[str, Any]) -> tuple[list[Any], int]:
         return list(windowed), windowed.windows
 
 
-def run(args: argparse.Namespace) -> int:
-    """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
-    if args.csv_raw and args.format != "csv":
-        raise UsageError("--csv-raw is for --format csv")
-    from_date, to_date = time_range(args, dt.datetime.now(_UTC))
-    fields = fields_to_send(args.fields or [])  # `--field count` refused, `--field cost` dropped
-    group_by: list[str] = args.group_by or []
-    columns = columns_for((), fields, group_by)  # a key used twice is refused here
-    output = check_output(args.output, "--output")
-    report = check_output(args.html, "--html")
-    if output is not None and output == report:
-        raise UsageError("--output and --html name the same file")
+def require_api_key() -> None:
+    """Bad usage (exit 2, nothing sent) when the environment holds no API key."""
     if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
         raise UsageError(
             f"no API key: set {_credentials.ENV_VARIABLES[0]} (or "
             f"{_credentials.ENV_VARIABLES[1]}); the command never takes it as an argument"
         )
+
+
+def timeout_ms(args: argparse.Namespace) -> int | None:
+    """`--timeout` in milliseconds, for `Opper`."""
+    return max(1, round(args.timeout * 1000)) if args.timeout else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything after parsing; raises `UsageError` or `InvalidArgumentError` for exit 2."""
+    if args.csv_raw and args.format != "csv":
+        raise UsageError("--csv-raw is for --format csv")
+    now = dt.datetime.now(_UTC)
+    from_date, to_date = time_range(args, now)
+    fields = fields_to_send(args.fields or [])  # `--field count` refused, `--field cost` dropped
+    group_by: list[str] = args.group_by or []
+    columns = columns_for((), fields, group_by)  # a key used twice is refused here
+    periods = plan(args, now)  # --tz, week, quarter: local periods summed from UTC buckets
+    if periods is not None:
+        columns = periods.columns(columns)
+    output = check_output(args.output, "--output")
+    report = check_output(args.html, "--html")
+    if output is not None and output == report:
+        raise UsageError("--output and --html name the same file")
+    require_api_key()
     arguments: dict[str, Any] = {
         "from_date": from_date,
         "to_date": to_date,
@@ -131,17 +148,20 @@ def run(args: argparse.Namespace) -> int:
         "fields": fields or None,
         "group_by": group_by or None,
     }
+    if periods is not None:
+        arguments |= periods.arguments()
     sent: list[str] = []  # the request line as sent (the last attempt's), for the report
 
     def record(request: httpx.Request) -> None:
         sent.append(f"{request.method} {request.url}")
 
-    timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
     with (
         httpx.Client(follow_redirects=True, event_hooks={"request": [record]}) as client,
-        Opper(server_url=args.server_url, timeout_ms=timeout_ms, client=client) as opper,
+        Opper(server_url=args.server_url, timeout_ms=timeout_ms(args), client=client) as opper,
     ):
         items, windows = _fetch(opper, arguments)
+    if periods is not None:
+        items = periods.roll_up(items, columns, arguments["granularity"])
     if windows > 1:  # fetched at once: the earliest window's request stands for them all
         sent.append(f"{min(sent)} (the first of {windows} windows)")
 
@@ -164,14 +184,19 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script's entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)  # bad usage: argparse exits with 2
+    command, parser = run, build_parser
+    if arguments[:1] == ["check"]:  # `opper-usage check`: budgets (_check)
+        from . import _check
+
+        command, parser, arguments = _check.run, _check.build_parser, arguments[1:]
+    args = parser().parse_args(arguments)  # bad usage: argparse exits with 2
     args.argv = arguments
     from ..errors import OpperError
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            return run(args)
+            return command(args)
         except UsageError as error:
             print(f"{PROG}: error: {one_line(str(error), key_values())}", file=sys.stderr)
             return EXIT_USAGE

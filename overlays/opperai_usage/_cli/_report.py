@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from .._columns import (
     Columns,
@@ -167,7 +168,10 @@ def _utc(when: dt.datetime) -> dt.datetime:
 
 
 def _in_utc(when: dt.datetime) -> dt.datetime:
-    """`when` in UTC; as it is when UTC is out of years 1-9999 (`0001-01-01T00:00+01:00`)."""
+    """`when` in UTC; as it is when UTC is out of years 1-9999 (`0001-01-01T00:00+01:00`), and
+    for a calendar roll-up's period (in its time zone, a `ZoneInfo`), which is drawn locally."""
+    if isinstance(when.tzinfo, ZoneInfo):
+        return when
     try:
         return _utc(when).astimezone(dt.timezone.utc)
     except OverflowError:
@@ -269,7 +273,7 @@ def _cell(value: Value, numeric: bool) -> str:
 
 def _data_table(items: Sequence[GetUsageResultItem], columns: Columns) -> str:
     names = columns.names
-    first_number = 1 + len(columns.group_by)
+    first_number = columns.texts
     values = list(rows(items, columns))
     head = "".join(
         f'<th class="num">{escape(n)}</th>' if i >= first_number else f"<th>{escape(n)}</th>"
@@ -281,7 +285,7 @@ def _data_table(items: Sequence[GetUsageResultItem], columns: Columns) -> str:
     )
     by_column = list(zip(*values, strict=True)) or [() for _ in names]
     foot = [f"<td>total, {len(values)} item{'' if len(values) == 1 else 's'}</td>"]
-    foot += ["<td></td>"] * len(columns.group_by)
+    foot += ["<td></td>"] * (columns.texts - 1)
     foot += [
         f'<td class="num">{escape(value_text(sum_numbers(c)))}</td>'
         for c in by_column[first_number:-1]
@@ -307,7 +311,8 @@ def render_report(
     if buckets:
         fmt = _bucket_label(buckets)
         first, last = (_in_utc(b.when) for b in (buckets[0], buckets[-1]))
-        span = f"time buckets from {first:{fmt}} to {last:{fmt}} (UTC)"
+        zone = first.tzinfo if isinstance(first.tzinfo, ZoneInfo) else "UTC"
+        span = f"time buckets from {first:{fmt}} to {last:{fmt}} ({zone})"
     else:
         span = "no usage in the range asked for"
     legend = "".join(

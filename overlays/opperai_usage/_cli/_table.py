@@ -95,14 +95,14 @@ def render_table(
     """The table, with a rule under the header and a totals line; at most `width` cells wide
     when it can be (`None`: as wide as the values)."""
     names = columns.names
-    numeric = set(range(1 + len(columns.group_by), len(names)))
+    numeric = set(range(columns.texts, len(names)))
     values = list(rows(items, columns))
     by_column: list[list[Value]] = [list(column) for column in zip(*values, strict=True)] or [
         [] for _ in names
     ]
     totals: list[Value] = [f"total, {len(values)} item{'' if len(values) == 1 else 's'}"]
-    totals += [None] * len(columns.group_by)
-    totals += [sum_numbers(column) for column in by_column[1 + len(columns.group_by) : -1]]
+    totals += [None] * (columns.texts - 1)
+    totals += [sum_numbers(column) for column in by_column[columns.texts : -1]]
     totals.append(sum_costs(by_column[-1]))
 
     body = [[_printable(v) for v in row] for row in values]
@@ -110,7 +110,7 @@ def render_table(
     lines = [list(map(printable, names)), *body, footer]
     widths = [max(cell_width(line[i]) for line in lines) for i in range(len(names))]
     if width is not None:
-        text_columns = range(1, 1 + len(columns.group_by))
+        text_columns = range(1, columns.texts)
         widths = _fit(widths, text_columns, width)
 
     def line(cells: list[str]) -> str:
