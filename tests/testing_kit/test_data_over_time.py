@@ -95,6 +95,7 @@ def test_moving_now_on_keeps_the_past_and_only_adds_events() -> None:
     length=st.integers(1, 20 * 86_400),
     granularity=st.sampled_from(["minute", "hour", "day", "month", "year"]),
     group_by=st.lists(st.sampled_from(TAGS), max_size=2, unique=True),
+    delay=st.sampled_from([timedelta(0), timedelta(hours=6)]),
 )
 def test_the_past_is_a_function_of_the_seed_and_time(
     seed: int,
@@ -103,16 +104,22 @@ def test_the_past_is_a_function_of_the_seed_and_time(
     length: int,
     granularity: str,
     group_by: list[str],
+    delay: timedelta,
 ) -> None:
-    """A range before `now` is answered the same after `now` moves on by any amount, and by
-    a server started at the later `now` (whose data starts later), over a range both hold."""
+    """A range that ends before `now` (less the ingest delay: all its events have arrived) is
+    answered the same after `now` moves on by any amount, and by a server started at the
+    later `now` (whose data starts later), over a range both hold."""
     moved = NOW + timedelta(seconds=later)
     first_later = datetime.combine(moved.date(), datetime.min.time(), UTC) - timedelta(days=59)
-    begin = first_later + timedelta(seconds=int((NOW - first_later).total_seconds() * start))
-    end = min(begin + timedelta(seconds=length), NOW)
+    arrived = NOW - delay
+    begin = first_later + timedelta(seconds=int((arrived - first_later).total_seconds() * start))
+    end = min(begin + timedelta(seconds=length), arrived)
     query = {"granularity": granularity, "group_by": group_by, "fields": ["total_tokens"]}
     query.update(from_date=iso(begin), to_date=iso(end))
-    with UsageServer(seed=seed, now=NOW) as server, UsageServer(seed=seed, now=moved) as fresh:
+    with (
+        UsageServer(seed=seed, now=NOW, ingest_delay=delay) as server,
+        UsageServer(seed=seed, now=moved, ingest_delay=delay) as fresh,
+    ):
         before = usage(server, **query)
         server.now = moved
         assert usage(server, **query) == before
