@@ -150,7 +150,8 @@ def test_another_seed_is_another_past() -> None:
 
 def test_the_volume_and_its_spread_are_as_before() -> None:
     """About `events` events every 60 days, spread over them: the default 5,000, and ten
-    times that with `events=50_000`; every day has events, the first at 00:00:00."""
+    times that with `events=50_000`, none with 0; every day has events, the first at
+    00:00:00."""
     with UsageServer(seed=7, now=NOW) as server:
         days = usage(server, **WIDE, granularity="day")
         midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -165,6 +166,8 @@ def test_the_volume_and_its_spread_are_as_before() -> None:
     ]
     with UsageServer(seed=7, now=NOW, events=50_000) as dense:
         assert 9 * total < counted(usage(dense, **WIDE, granularity="year"))[0] < 11 * total
+    with UsageServer(seed=7, now=NOW, events=0) as empty:
+        assert usage(empty, **WIDE, granularity="year") == []
 
 
 # -- count
