@@ -16,6 +16,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from . import errors, models, types, utils
     from ._calendar import fetch_granularity, roll_up
+    from ._chargeback import top
     from ._client import InsecureTransportWarning, Opper
     from ._frames import to_pandas, to_polars
 
@@ -29,6 +30,7 @@ __all__ = [
     "roll_up",
     "to_pandas",
     "to_polars",
+    "top",
     "types",
     "utils",
 ]
@@ -43,6 +45,7 @@ _LAZY_NAMES = {
     "fetch_granularity": "._calendar",
     "to_pandas": "._frames",
     "to_polars": "._frames",
+    "top": "._chargeback",
 }
 
 

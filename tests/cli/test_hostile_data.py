@@ -10,10 +10,6 @@ import csv
 import io
 import json
 import math
-import shlex
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -28,9 +24,8 @@ from opperai_usage._cli._table import GAP, MIN_TEXT_WIDTH, _fit, render_table
 from opperai_usage._columns import Columns
 from opperai_usage._frames import to_pandas, to_polars
 from opperai_usage.models import GetUsageResultItem
-from tests.support import ROOT
 from tests.support.calls import ITEMS
-from tests.support.command_line import environment, run
+from tests.support.command_line import environment, run, run_in_tmux
 from tests.support.servers import LocalServer, serving
 
 QUERY = ["--group-by", "model", "--field", "total_tokens"]
@@ -157,43 +152,6 @@ def test_control_characters_from_the_server_are_escaped_in_the_error_line(
 def script_error(local: LocalServer, error: dict[str, Any]) -> None:
     """`error` as the answer to every attempt (the first and the two retries of a 500)."""
     local.script(*[error] * 3)
-
-
-def run_in_tmux(tmp_path: Path, args: list[str]) -> tuple[str, str]:
-    """Run the command in a tmux pane (a real terminal emulator) after a marker line;
-    the pane's text once it has ended, and the pane's title."""
-    tmux = shutil.which("tmux")
-    if tmux is None:
-        pytest.fail("tmux is needed for the terminal tests: apt-get install tmux")
-    script = tmp_path / "run.sh"
-    command = shlex.join([sys.executable, "-m", "opperai_usage", *args])
-    script.write_text(f'printf "MARK-BEFORE\\n"\n{command}\necho "EXIT:$?"\nexec cat\n')
-    base = [tmux, "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
-    env = environment(TERM="xterm-256color")
-    subprocess.run(
-        [*base, "new-session", "-d", "-s", "hostile", "-x", "250", "-y", "50", "-c", str(ROOT),
-         "sh", str(script)],
-        env=env, check=True, timeout=30,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            screen = subprocess.run(
-                [*base, "capture-pane", "-p", "-J", "-t", "hostile"],
-                capture_output=True, text=True, check=True, timeout=30,
-            ).stdout  # fmt: skip
-            if "EXIT:" in screen:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the command did not end in time; the pane shows:\n{screen}")
-            time.sleep(0.05)  # poll
-        title = subprocess.run(
-            [*base, "display-message", "-p", "-t", "hostile", "#{pane_title}"],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout.strip()  # fmt: skip
-    finally:
-        subprocess.run([*base, "kill-server"], capture_output=True, timeout=30, check=False)
-    return screen, title
 
 
 def test_a_servers_escapes_neither_retitle_nor_clear_a_real_terminal(

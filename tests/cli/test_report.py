@@ -130,7 +130,7 @@ def test_the_report_renders_one_bar_per_bucket(
     per_dollar = [bar["height"] / bar["cost"] for bar in bars]
     assert max(per_dollar) == pytest.approx(min(per_dollar), rel=0.02)  # heights ∝ cost
     assert sorted(legend) == sorted(
-        ["gpt-4o", "claude-sonnet-4", "<script>alert(1)</script>", "(no model)"]
+        ["gpt-4o", "claude-sonnet-4", "<script>alert(1)</script>", "(untagged)"]
     )
     assert rows == len(items)
     assert shot.stat().st_size > 20_000

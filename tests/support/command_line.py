@@ -7,6 +7,8 @@ import fcntl
 import os
 import pty
 import select
+import shlex
+import shutil
 import struct
 import subprocess
 import sys
@@ -15,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support import API_KEY, ROOT
 
@@ -102,3 +106,45 @@ def run_in_terminal(args: list[str], terminal: str, columns: int = 200) -> tuple
             proc.kill()
             proc.wait(timeout=10)
     return proc.returncode, bytes(seen), piped or b""
+
+
+def run_in_tmux(
+    tmp_path: Path, args: list[str], columns: int = 250, escapes: bool = False
+) -> tuple[str, str]:
+    """Run the command in a tmux pane (a real terminal emulator) `columns` wide, after a marker
+    line; the pane's text once it has ended (with its colours as escapes if `escapes`), and
+    the pane's title."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.fail("tmux is needed for the terminal tests: apt-get install tmux")
+    script = tmp_path / "run.sh"
+    command = shlex.join([sys.executable, "-m", "opperai_usage", *args])
+    script.write_text(f'printf "MARK-BEFORE\\n"\n{command}\necho "EXIT:$?"\nexec cat\n')
+    base = [tmux, "-S", str(tmp_path / "tmux.sock"), "-f", "/dev/null"]
+    env = environment(TERM="xterm-256color")
+    for name in ("COLUMNS", "LINES"):  # the pane's size, not this process's (xdist sets them)
+        env.pop(name, None)
+    subprocess.run(
+        [*base, "new-session", "-d", "-s", "hostile", "-x", str(columns), "-y", "50", "-c",
+         str(ROOT), "sh", str(script)],
+        env=env, check=True, timeout=30,
+    )  # fmt: skip
+    capture = [*base, "capture-pane", "-p", "-J", *(["-e"] if escapes else []), "-t", "hostile"]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            screen = subprocess.run(
+                capture, capture_output=True, text=True, check=True, timeout=30
+            ).stdout
+            if "EXIT:" in screen:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the command did not end in time; the pane shows:\n{screen}")
+            time.sleep(0.05)  # poll
+        title = subprocess.run(
+            [*base, "display-message", "-p", "-t", "hostile", "#{pane_title}"],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout.strip()  # fmt: skip
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, timeout=30, check=False)
+    return screen, title

@@ -11,6 +11,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
+import opperai_usage
 from opperai_usage import Opper, errors, models
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 
@@ -78,3 +79,10 @@ def calendar_user(opper: Opper) -> None:
     weeks = opperai_usage.roll_up(hours, "week", zone, start=start, end=end, granularity="hour")
     assert_type(weeks, list[models.GetUsageResultItem])
     opperai_usage.roll_up(hours, "week", zone, start="2026-10-01")  # type: ignore[arg-type]
+
+
+def chargeback_user(opper: Opper) -> None:
+    items = opper.analytics.get_usage(group_by=["customer_id"])
+    assert_type(opperai_usage.top(items, 5, "customer_id"), list[models.GetUsageResultItem])
+    opperai_usage.top(iter(items), 3, by="customer_id", fields=[], group_by=["customer_id"])
+    opperai_usage.top(items, "5", "customer_id")  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ FLAGS = {
     "timeout_ms": "--timeout",
     "tz": "--tz",
 }
-FORMATS = ("table", "csv", "json", "jsonl")
+FORMATS = ("table", "csv", "json", "jsonl", "focus")
 _SPAN = re.compile(r"([0-9]+)([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 _UTC = dt.timezone.utc
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="table",
         help="table (default): aligned, with totals; csv (RFC 4180); json (one "
-        "array); jsonl (one object a line)",
+        "array); jsonl (one object a line); focus (FOCUS 1.2 CSV, or Parquet for -o "
+        "FILE.parquet)",
     )
     output.add_argument(
         "--csv-raw",
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write a self-contained HTML report: a chart, the data, the query",
     )
+    _add_spend_arguments(parser)
     connection = parser.add_argument_group("connection")
     connection.add_argument(
         "--server-url",
@@ -191,6 +193,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _positive(text: str) -> int:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) < 10 and int(digits) > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to 999999999, not {text[:40]!r}"
+        )
+    return int(digits)
+
+
+def _add_spend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Chargeback (--top), the terminal chart (--chart) and FOCUS export (--format focus)."""
+    spend = parser.add_argument_group("chargeback, chart and FOCUS export")
+    spend.add_argument(
+        "--top",
+        type=_positive,
+        metavar="N",
+        help="with --group-by: keep the N values of the first group-by key that cost the most "
+        "over the range, fold the rest into one (other) row per time bucket; missing or null "
+        "values read (untagged)",
+    )
+    spend.add_argument(
+        "--chart",
+        nargs="?",
+        const="cost",
+        metavar="WHAT",
+        help="print a bar chart per time bucket instead of the table, stacked by the first "
+        "group-by key: of cost (the default), count, or a --field",
+    )
+    spend.add_argument(
+        "--billing-account",
+        metavar="ID",
+        help="with --format focus: the BillingAccountId (default: OPPER_BILLING_ACCOUNT)",
+    )
+    spend.add_argument(
+        "--focus-quantity",
+        metavar="WHAT",
+        help="with --format focus: ConsumedQuantity from count (the default) or a --field",
+    )
 
 
 def time_range(args: argparse.Namespace, now: dt.datetime) -> tuple[object, object]:

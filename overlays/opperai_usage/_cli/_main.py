@@ -57,11 +57,19 @@ _UTC = dt.timezone.utc
 #: tag): JSON writes it as the escape `\ud800` (the same string, read back), text formats
 #: as U+FFFD.
 ERRORS = {"table": REPLACE, "csv": REPLACE, "json": "backslashreplace", "jsonl": "backslashreplace"}
+ERRORS["focus"] = REPLACE
 
 
 def _writer(
     args: argparse.Namespace, items: Sequence[Any], columns: Columns, width: int | None
 ) -> Callable[[IO[str]], object]:
+    if args.format == "focus":
+        from ._focus import focus_parquet, write_focus_csv
+
+        if args.output is not None and str(args.output).lower().endswith(".parquet"):
+            data = focus_parquet(items, columns, args.focus)
+            return lambda out: (out.flush(), out.buffer.write(data))  # type: ignore[attr-defined]
+        return lambda out: write_focus_csv(items, columns, args.focus, out)
     if args.format == "table":
         from ._table import render_table
 
@@ -110,6 +118,34 @@ def _fetch(opper: Opper, arguments: dict[str, Any]) -> tuple[list[Any], int]:
         return list(windowed), windowed.windows
 
 
+def _check_spend_options(args: argparse.Namespace, fields: list[str], group_by: list[str]) -> None:
+    """--top, --chart and --format focus: refused before anything is sent when they cannot
+    work (the FOCUS settings are kept in `args.focus`)."""
+    from ._focus import check_focus_options, check_parquet, focus_settings
+
+    if args.top and not group_by:
+        raise UsageError("--top needs --group-by KEY: it ranks the values of the first key")
+    if args.chart and args.chart not in ("cost", "count", *fields):
+        raise UsageError(f"--chart shows cost, count or a --field, not {args.chart!r}")
+    if args.chart and args.format != "table" and str(args.output or "-") == "-":
+        raise UsageError("--chart prints to standard output: write --format data with -o FILE")
+    check_focus_options(args)
+    args.focus = focus_settings(args, fields) if args.format == "focus" else None
+    if args.focus and args.output and str(args.output).lower().endswith(".parquet"):
+        check_parquet()
+
+
+def _chart_writer(
+    args: argparse.Namespace, items: Sequence[Any], columns: Columns
+) -> Callable[[IO[str]], object]:
+    from ._chart import render_chart
+
+    styled = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    styled = styled and os.environ.get("TERM") != "dumb"
+    width = shutil.get_terminal_size().columns
+    return lambda out: out.write(render_chart(items, columns, args.chart, width, styled))
+
+
 def require_api_key() -> None:
     """Bad usage (exit 2, nothing sent) when the environment holds no API key."""
     if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
@@ -133,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     fields = fields_to_send(args.fields or [])  # `--field count` refused, `--field cost` dropped
     group_by: list[str] = args.group_by or []
     columns = columns_for((), fields, group_by)  # a key used twice is refused here
+    _check_spend_options(args, fields, group_by)
     periods = plan(args, now)  # --tz, week, quarter: local periods summed from UTC buckets
     if periods is not None:
         columns = periods.columns(columns)
@@ -165,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
     if windows > 1:  # fetched at once: the earliest window's request stands for them all
         sent.append(f"{min(sent)} (the first of {windows} windows)")
 
+    if args.top:
+        from .._chargeback import top
+
+        items = top(items, args.top, group_by[0], fields=fields, group_by=group_by)
     if report is not None:
         from ._report import render_report
 
@@ -174,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
     errors = ERRORS[args.format]
     if output is not None:
         write_file(output, _writer(args, items, columns, None), errors)
-    else:
+    if args.chart:
+        write_stdout(_chart_writer(args, items, columns), True)
+    elif output is None:
         to_terminal = table and sys.stdout.isatty()
         width = shutil.get_terminal_size().columns if to_terminal else None
         write_stdout(_writer(args, items, columns, width), table, errors)

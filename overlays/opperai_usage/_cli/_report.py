@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from .._chargeback import OTHER, UNTAGGED
 from .._columns import (
     Columns,
     Value,
@@ -126,20 +127,27 @@ def _decimal(cost: str) -> Decimal:
     return value if value.is_finite() and abs(value) < MAX_CHART_COST else Decimal(0)
 
 
+def _item_cost(item: GetUsageResultItem) -> Decimal:
+    return _decimal(item.cost)
+
+
 def _stack(
-    items: Sequence[GetUsageResultItem], key: str | None
+    items: Sequence[GetUsageResultItem],
+    key: str | None,
+    measure: Callable[[GetUsageResultItem], Decimal] = _item_cost,
 ) -> tuple[list[Series], list[Bucket]]:
-    """The series (largest total cost first) and the buckets (in time order) of the chart."""
+    """The series (largest total first) and the buckets (in time order) of the chart, of cost
+    or of what `measure` reads off each item (the terminal chart's count or field)."""
     by_value: dict[str | None, Decimal] = {}
     cells: dict[tuple[dt.datetime, str | None], Decimal] = {}
     for item in items:
         raw = item.additional_properties.get(key) if key is not None else None
         value = None if raw is None else value_text(raw)
-        cost = _decimal(item.cost)
+        cost = measure(item)
         by_value[value] = by_value.get(value, Decimal(0)) + cost
         cell = (item.time_bucket, value)
         cells[cell] = cells.get(cell, Decimal(0)) + cost
-    ranked = sorted(by_value, key=lambda v: (-by_value[v], v is None, v or ""))
+    ranked = sorted(by_value, key=lambda v: (v == OTHER, -by_value[v], v is None, v or ""))
     shown, rest = ranked[: len(PALETTE)], ranked[len(PALETTE) :]
     index = {value: slot for slot, value in enumerate(shown)}
     series = [
@@ -160,7 +168,7 @@ def _stack(
 def _series_label(value: str | None, key: str | None) -> str:
     if value is not None:
         return value
-    return f"(no {key})" if key is not None else "all usage"
+    return UNTAGGED if key is not None else "all usage"
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
