@@ -416,6 +416,7 @@ def test_large_body_decodes_to_the_same_values(local: LocalServer, usage: Usage)
     for item, want in zip(items, expected, strict=True):
         assert item.time_bucket == utc(want.pop("time_bucket"))
         assert item.cost == want.pop("cost")
+        assert item.count == want.pop("count")
         assert item.additional_properties == want
     assert local.stats()["requests"] == 2
 

@@ -57,6 +57,18 @@ class LocalServer:
         recorded: list[dict[str, Any]] = _control().get(f"{self.base}/_control/requests").json()
         return recorded
 
+    def now(self) -> str:
+        """The moment the kit answers at, as `2026-11-15T12:00:00Z`."""
+        now: str = _control().get(f"{self.base}/_control/now").json()["now"]
+        return now
+
+    def set_now(self, moment: str) -> str:
+        """Move the kit's now to `moment` (ISO 8601); the moment it took, as `now()` says."""
+        answer = _control().post(f"{self.base}/_control/now", json={"now": moment})
+        answer.raise_for_status()
+        now: str = answer.json()["now"]
+        return now
+
 
 @functools.cache
 def _control() -> httpx.Client:

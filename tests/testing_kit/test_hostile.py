@@ -326,6 +326,35 @@ def test_control_refuses_what_a_web_page_can_send(kit: Kit, case: str) -> None:
     assert local.stats()["requests"] == 2  # nothing was queued, nothing reset
 
 
+def test_a_web_page_cannot_move_now() -> None:
+    """`POST /_control/now` changes what every answer holds: it is refused as a page would
+    send it, like the other routes, and `now` stays where it was."""
+    with UsageServer(now=datetime(2026, 11, 15, 12, tzinfo=UTC)) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        body = b'{"now": "2030-01-01T00:00:00Z"}'
+        base = {"Host": f"127.0.0.1:{port}", "Content-Length": str(len(body))}
+        sent = {
+            "a text/plain form": {**base, "Content-Type": "text/plain"},
+            "JSON from another origin": {
+                **base,
+                "Content-Type": "application/json",
+                "Origin": "http://evil.example",
+            },
+            "a rebound name": {
+                **base,
+                "Host": f"evil.example:{port}",
+                "Content-Type": "application/json",
+            },
+        }
+        for case, headers in sent.items():
+            answer = exchange(port, request("POST", "/_control/now", headers, body))
+            assert answer.status in (403, 415), case
+            assert server.now == datetime(2026, 11, 15, 12, tzinfo=UTC), case
+        allowed = {**base, "Content-Type": "application/json"}
+        assert exchange(port, request("POST", "/_control/now", allowed, body)).status == 200
+        assert server.now == datetime(2030, 1, 1, tzinfo=UTC)
+
+
 def test_control_answers_programs_on_this_machine(kit: Kit) -> None:
     local = LocalServer(kit.url)  # the tests' helper: httpx with json=, and a bare POST
     local.reset()

@@ -288,7 +288,7 @@ def test_a_thousand_concurrent_async_calls() -> None:
     queries: list[dict[str, Any]] = [
         {"granularity": "month", "fields": ["total_tokens"]},
         {"granularity": "month", "group_by": ["model"]},
-        {"granularity": "year", "fields": ["prompt_tokens"], "group_by": ["customer"]},
+        {"granularity": "year", "fields": ["prompt_tokens"], "group_by": ["customer_id"]},
         {"granularity": "day", "fields": ["completion_tokens"]},
     ]
 
@@ -394,10 +394,10 @@ def test_the_kit_is_imported_only_when_asked_for() -> None:
     assert python(f"import opperai_usage._pytest_plugin; {loaded.format('httpx')}") == "[]"
 
 
-def readme_example() -> str:
-    """The first Python block of the README's "Testing your code" section."""
+def readme_example(heading: str = "## Testing your code") -> str:
+    """The first Python block after a heading of the README."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Testing your code\n", 1)[1]
+    section = readme.split(f"\n{heading}\n", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None
     return match.group(1)
@@ -429,6 +429,16 @@ def test_the_readme_example_passes_as_a_users_test(tmp_path: Path) -> None:
     disabled = run_pytest(tmp_path, "-p", "no:opperai_usage", "test_costs.py")
     assert disabled.returncode == 1
     assert "fixture 'opper_usage_server' not found" in disabled.stdout
+
+
+def test_the_readme_late_events_example_passes(tmp_path: Path) -> None:
+    example = readme_example("### Time: a stable past and late events")
+    assert "ingest_delay=" in example
+    assert "server.now = " in example
+    (tmp_path / "test_late.py").write_text(example)
+    done = run_pytest(tmp_path, "test_late.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b1 passed\b", done.stdout), done.stdout
 
 
 def test_the_fixtures_scope_and_cost(tmp_path: Path) -> None:

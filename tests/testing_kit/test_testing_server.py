@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opperai_usage.testing import UsageServer, _handler, _server
+from opperai_usage.testing import UsageServer, _state
 from tests.support.servers import Kit, start_kit
 
 UTC = timezone.utc
@@ -165,7 +165,7 @@ def test_every_bad_parameter_is_listed(client: httpx.Client) -> None:
 
 
 def test_now_fixes_the_data_and_the_default_month() -> None:
-    """`--now`: the 60 days of data end with that day, and no dates means that month."""
+    """`--now`: the data runs from 60 days back to that moment, and no dates means that month."""
     running = start_kit("--seed", "5", "--now", "2026-02-10T15:00:00Z")
     try:
         with httpx.Client(base_url=running.url, timeout=5) as http:
@@ -174,6 +174,10 @@ def test_now_fixes_the_data_and_the_default_month() -> None:
             days = items(http.get(USAGE, params=params, headers=auth))
             assert days[0]["time_bucket"] == "2025-12-13T00:00:00Z"
             assert days[-1]["time_bucket"] == "2026-02-10T00:00:00Z"
+            late = {**WIDE, "granularity": "minute", "from_date": "2026-02-10T12:00:00Z"}
+            minutes = items(http.get(USAGE, params=late, headers=auth))
+            assert minutes
+            assert minutes[-1]["time_bucket"] <= "2026-02-10T15:00:00Z"  # none after now
             month = items(http.get(USAGE, params={"granularity": "month"}, headers=auth))
             assert [row["time_bucket"] for row in month] == ["2026-02-01T00:00:00Z"]
         # the same seed and moment in this process: the same answers
@@ -189,7 +193,8 @@ def test_a_server_started_before_midnight_answers_the_new_month(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Started on the last evening of a month, asked after midnight about "this month" (no
-    dates): the data has moved on with the day, so the new month holds events."""
+    dates): following the clock, its now has moved on with the day, and the new month holds
+    events (each day starts with one)."""
 
     class Clock(datetime):
         moment = datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
@@ -198,8 +203,7 @@ def test_a_server_started_before_midnight_answers_the_new_month(
         def now(cls, tz: Any = None) -> Clock:
             return cls.fromtimestamp(cls.moment.timestamp(), tz)
 
-    monkeypatch.setattr(_server, "datetime", Clock)
-    monkeypatch.setattr(_handler, "datetime", Clock)
+    monkeypatch.setattr(_state, "datetime", Clock)
     params = {"granularity": "day"}
     auth = {"Authorization": "Bearer any"}
     with UsageServer(seed=3) as server, httpx.Client(base_url=server.base_url) as http:
@@ -277,17 +281,17 @@ def test_buckets_really_group(client: httpx.Client, granularity: str, pattern: s
 
 def test_fields_are_summed_and_tags_grouped(client: httpx.Client) -> None:
     fields = ["prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "nope"]
-    group_by = ["project.name", "customer"]
+    group_by = ["project.name", "customer_id"]
     params = {**WIDE, "granularity": "month", "fields": fields, "group_by": group_by}
     rows = items(client.get(USAGE, params=params))
-    assert all(list(row) == ["time_bucket", "cost", *fields, *group_by] for row in rows)
+    assert all(list(row) == ["time_bucket", "cost", "count", *fields, *group_by] for row in rows)
     assert all(
         row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"] for row in rows
     )
     assert all(row["nope"] == 0 for row in rows)
     assert any(row["cached_tokens"] > 0 for row in rows)
     assert {row["project.name"] for row in rows} == {None, "alpha", "beta", "gamma"}
-    assert None in {row["customer"] for row in rows}
+    assert None in {row["customer_id"] for row in rows}
 
     def order(row: dict[str, Any]) -> tuple[Any, ...]:
         groups = tuple((row[tag] is not None, row[tag] or "") for tag in group_by)
@@ -311,6 +315,7 @@ def test_exploded_lists_are_percent_decoded_and_raw_query_recorded(client: httpx
         assert list(row) == [
             "time_bucket",
             "cost",
+            "count",
             "total_tokens",
             "completion_tokens",
             "a b",
@@ -338,7 +343,7 @@ def test_defaults_cover_the_current_month(client: httpx.Client) -> None:
     days = items(client.get(USAGE))
     assert days
     assert all(first <= row["time_bucket"] < last for row in days)
-    assert all(list(row) == ["time_bucket", "cost"] for row in days)
+    assert all(list(row) == ["time_bucket", "cost", "count"] for row in days)
     assert days == items(client.get(USAGE, params={"from_date": first, "to_date": last}))
 
 
@@ -408,12 +413,21 @@ def test_scripted_synthetic_items(client: httpx.Client) -> None:
     script(client, {"items": 25})
     rows = items(client.get(USAGE, params={"granularity": "week"}))  # parameters are ignored
     assert len(rows) == 25
-    keys = ["time_bucket", "cost", "completion_tokens", "total_tokens", "model", "project.name"]
+    keys = [
+        "time_bucket",
+        "cost",
+        "count",
+        "completion_tokens",
+        "total_tokens",
+        "model",
+        "project.name",
+    ]
     assert all(list(row) == keys for row in rows)
     assert [
         sum(r["time_bucket"] == b for r in rows) for b in sorted({r["time_bucket"] for r in rows})
     ] == [10, 10, 5]
     assert all(re.fullmatch(r"\d+\.\d{6}", row["cost"]) for row in rows)
+    assert all(type(row["count"]) is int and row["count"] >= 1 for row in rows)
     assert all(row["total_tokens"] > row["completion_tokens"] for row in rows)
 
 

@@ -7,14 +7,19 @@ be a loopback address or `localhost`, a foreign `Origin` is refused, bodies must
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from ._aggregate import OUT_OF_RANGE, parse_datetime
 from ._dataset import DEFAULT_EVENTS, DEFAULT_SEED
-from ._server import NOW_YEARS, UsageServer
+from ._server import MAX_INGEST_DELAY, UsageServer
+from ._state import NOW_YEARS
+
+_DELAY = re.compile(r"([0-9]{1,9})([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _moment(text: str) -> datetime:
@@ -27,6 +32,18 @@ def _moment(text: str) -> datetime:
     if isinstance(parsed, str):
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r} ({parsed})")
     return parsed
+
+
+def _delay(text: str) -> timedelta:
+    match = _DELAY.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a count and a unit, s, m, h or d, such as 90m or 6h, not {text!r}"
+        )
+    delay = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    if delay > MAX_INGEST_DELAY:
+        raise argparse.ArgumentTypeError(f"must be at most 365d, not {text!r}")
+    return delay
 
 
 def _port(text: str) -> int:
@@ -55,12 +72,25 @@ def main(argv: list[str] | None = None) -> int:
         "read it in the process list, so use a test key",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="data set size")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=DEFAULT_EVENTS,
+        help="about how many usage events every 60 days (default %(default)s)",
+    )
     parser.add_argument(
         "--now",
         type=_moment,
         help="the moment taken as now (ISO 8601, years 2 to 9998), so answers never change "
-        "(default: the clock)",
+        "(default: the end of the clock's current UTC day); POST /_control/now moves it",
+    )
+    parser.add_argument(
+        "--ingest-delay",
+        type=_delay,
+        default=timedelta(0),
+        metavar="SPAN",
+        help="show each event only a seeded time after it happened, up to SPAN, such as 6h or "
+        "90m (s, m, h, d; at most 365d; default 0s)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
@@ -79,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             api_key=args.api_key,
             now=args.now,
             events=args.events,
+            ingest_delay=args.ingest_delay,
             host=args.host,
             port=args.port,
             verbose=args.verbose,

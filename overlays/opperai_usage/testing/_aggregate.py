@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import calendar
 import functools
+import itertools
 import json
 import re
 import threading
-from bisect import bisect_left
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ._dataset import Event
+from ._dataset import DAY, DAYS, FIELDS, TAGS, Day, moment, seconds
 
 UTC = timezone.utc
 
@@ -29,6 +31,11 @@ _TIMESTAMP = re.compile(r"-?\d+(\.\d+)?")
 _MICRO = Decimal("0.000001")
 #: `parse_datetime`'s reason for a date and offset that fall outside years 1 to 9999 in UTC.
 OUT_OF_RANGE = "datetime value is outside expected range in UTC"
+_MICROSECOND = timedelta(microseconds=1)
+#: Bucket widths in seconds; day, month and year buckets hold whole days.
+_WIDTHS = {"minute": 60, "hour": 3_600}
+#: Encoded answers kept for queries asked again, at most this many bytes of them.
+MAX_CACHED_BYTES = 256 * 2**20
 #: Made-up items are built this many at a time, so that closing the server stops a long build.
 _BLOCK = 10_000
 
@@ -130,9 +137,11 @@ def parse_query(raw_query: str, now: datetime) -> Query:
     if problems:
         body = {"type": "RequestValidationError", "message": "The request is invalid"}
         raise QueryError(422, {**body, "detail": problems})
+    body = {"type": "BadRequestError", "message": "The request is invalid"}
     if dates["from_date"] >= dates["to_date"]:
-        body = {"type": "BadRequestError", "message": "The request is invalid"}
         raise QueryError(400, {**body, "detail": "from_date must be before to_date"})
+    if "count" in lists["fields"]:
+        raise QueryError(400, {**body, "detail": "count is always returned: it is not a field"})
     return Query(
         dates["from_date"],
         dates["to_date"],
@@ -163,43 +172,161 @@ def _group_order(values: tuple[str | None, ...]) -> tuple[tuple[bool, str], ...]
 
 
 class Aggregator:
-    """Answers queries over a fixed event list; caches encoded answers by query."""
+    """Answers queries over the events of one seed and rate from day `first_day` on (see
+    `_dataset`), as seen at a given moment with an ingest delay: an event is in an answer once
+    its time plus its share of the delay is at most `now`. Encoded answers are cached while
+    their range is past the delay, when they can no longer change."""
 
-    def __init__(self, events: Sequence[Event]) -> None:
-        self.events = sorted(events, key=lambda event: event.timestamp)
-        self._times = [event.timestamp for event in self.events]
-        self.encoded = functools.lru_cache(maxsize=512)(self._encoded)
+    def __init__(self, seed: int, events: int, first_day: int, ingest_delay: timedelta) -> None:
+        self.seed, self.events, self.first_day = seed, events, first_day
+        self.delay = ingest_delay // _MICROSECOND  # whole numbers: no float rounding
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[tuple[Query, int | None], bytes] = OrderedDict()
+        self._answer_bytes = 0
 
-    def aggregate(self, query: Query) -> list[dict[str, Any]]:
-        """One item per (bucket, group) with events in [from, to), sorted."""
-        low = bisect_left(self._times, query.from_date)
-        high = bisect_left(self._times, query.to_date)
-        sums: dict[tuple[datetime, tuple[str | None, ...]], tuple[list[Decimal], list[int]]] = {}
-        for event in self.events[low:high]:
-            key = (
-                truncate(event.timestamp, query.granularity),
-                tuple(event.tags.get(tag) for tag in query.group_by),
-            )
-            cost, totals = sums.setdefault(key, ([Decimal(0)], [0] * len(query.fields)))
-            cost[0] += event.cost
-            for index, field in enumerate(query.fields):
-                totals[index] += event.metadata.get(field, 0)
-        items = []
-        for bucket, groups in sorted(sums, key=lambda k: (k[0], _group_order(k[1]))):
-            cost, totals = sums[bucket, groups]
-            item: dict[str, Any] = {
+    def build(self, now: datetime) -> None:
+        """Build (and cache) the days from the first to `now`'s, ahead of the first query."""
+        for number in range(self.first_day, now.toordinal()):
+            DAYS.get(self.seed, self.events, number)
+
+    def encoded(
+        self, query: Query, now: datetime, stopping: threading.Event | None = None
+    ) -> bytes:
+        """The JSON body for `query` at `now` (cached once nothing in its range can change):
+        one item per (bucket, group) with events in [from, to) that arrived by `now`, sorted
+        by bucket, then group (null first). Interrupted once `stopping` is set."""
+        now_us = seconds(now) * 1_000_000 + now.microsecond
+        settled = now_us - self.delay >= _ceil_seconds(query.to_date) * 1_000_000
+        key = (query, None if settled else now_us)
+        with self._lock:
+            body = self._answers.get(key)
+            if body is not None:
+                self._answers.move_to_end(key)
+                return body
+        body = self._encode(query, now_us, stopping)
+        with self._lock:
+            if key not in self._answers:
+                self._answers[key] = body
+                self._answer_bytes += len(body)
+                while self._answer_bytes > MAX_CACHED_BYTES or len(self._answers) > 512:
+                    self._answer_bytes -= len(self._answers.popitem(last=False)[1])
+        return body
+
+    def _encode(self, query: Query, now_us: int, stopping: threading.Event | None) -> bytes:
+        """The JSON body, each item written from one template (`_item_format`): a
+        minute-granularity answer over weeks can be hundreds of thousands of items."""
+        group_of, groups = _grouping(query.group_by)
+        fields = tuple(name for name in query.fields if name != "cost")  # the API ignores it
+        columns = [FIELDS.index(name) if name in FIELDS else None for name in fields]
+        low = max(_ceil_seconds(query.from_date), self.first_day * DAY)
+        high = min(_ceil_seconds(query.to_date), now_us // 1_000_000 + 1)
+        sums: dict[int, list[int]] = {}
+        for number in range(low // DAY, (high - 1) // DAY + 1) if low < high else ():
+            if stopping is not None and stopping.is_set():
+                raise Interrupted
+            day = DAYS.get(self.seed, self.events, number)
+            visible = self._visible(day, low, high, now_us)
+            width = _WIDTHS.get(query.granularity, 0)
+            whole = 0 if width else seconds(truncate(moment(number * DAY), query.granularity))
+            _add(sums, day, visible, width, whole, len(groups), group_of, columns)
+        item = _item_format(fields, query.group_by)
+        values = [[json.dumps(value) for value in group] for group in groups]
+        labels: dict[int, str] = {}
+        encoded = []
+        for key in sorted(sums):  # by bucket, then group: groups are numbered in that order
+            bucket, group = divmod(key, len(groups))
+            label = labels.get(bucket)
+            if label is None:
                 # not strftime: its %Y writes year 2 as "2", not "0002"
-                "time_bucket": bucket.replace(tzinfo=None).isoformat() + "Z",
-                "cost": str(cost[0].quantize(_MICRO)),
-            }
-            item.update(zip(query.fields, totals, strict=True))
-            item.update(zip(query.group_by, groups, strict=True))
-            items.append(item)
-        return items
+                label = labels[bucket] = moment(bucket).replace(tzinfo=None).isoformat()
+            cost, count, *totals = sums[key]
+            encoded.append(item.format(label, _usd(cost), count, *totals, *values[group]))
+        return f"[{','.join(encoded)}]".encode()
 
-    def _encoded(self, query: Query) -> bytes:
-        """The JSON body for `query` (cached: the data never changes)."""
-        return json.dumps(self.aggregate(query), separators=(",", ":")).encode()
+    def _visible(self, day: Day, low: int, high: int, now_us: int) -> Iterable[int]:
+        """The indices of `day`'s events in [low, high) that arrived by `now_us` (in
+        microseconds, like `seconds()`)."""
+        times = day.seconds
+        first = bisect_left(times, low)
+        last = bisect_left(times, high)
+        on_time = (now_us - self.delay) // 1_000_000  # any event until then has arrived
+        late = bisect_right(times, on_time, first, last) if self.delay else last
+        if late == last:
+            return range(first, last)
+        lags, delay = day.lags, self.delay
+        arrived = [i for i in range(late, last) if lags[i] * delay <= now_us - times[i] * 1_000_000]
+        return itertools.chain(range(first, late), arrived)
+
+
+@functools.lru_cache(maxsize=64)
+def _grouping(group_by: tuple[str, ...]) -> tuple[list[int], list[tuple[str | None, ...]]]:
+    """For each combination of tags (`TAGS`), the number of its group, and each group's
+    values (None for a tag it lacks), numbered in the API's order: null before any text."""
+    keys = [tuple(tags.get(key) for key in group_by) for tags in TAGS]
+    groups = sorted(set(keys), key=_group_order)
+    number = {values: index for index, values in enumerate(groups)}
+    return [number[values] for values in keys], groups
+
+
+@functools.lru_cache(maxsize=64)
+def _item_format(fields: Sequence[str], group_by: Sequence[str]) -> str:
+    """A `str.format` template of one item's JSON: its arguments are the time bucket, the
+    cost, the count, each field's sum, and each group value as JSON. The keys are those of
+    the dict `{time_bucket, cost, count}` updated with the fields, then the group values
+    (a later name that repeats an earlier one takes its place, as in a dict)."""
+    slots: dict[str, str] = {"time_bucket": '"{0}Z"', "cost": '"{1}"', "count": "{2}"}
+    slots.update((name, f"{{{index}}}") for index, name in enumerate(fields, 3))
+    slots.update((name, f"{{{index}}}") for index, name in enumerate(group_by, 3 + len(fields)))
+    pairs = (
+        json.dumps(name).replace("{", "{{").replace("}", "}}") + ":" + value
+        for name, value in slots.items()
+    )
+    return "{{" + ",".join(pairs) + "}}"
+
+
+def _add(
+    sums: dict[int, list[int]],
+    day: Day,
+    indices: Iterable[int],
+    width: int,
+    whole: int,
+    groups: int,
+    group_of: list[int],
+    columns: list[int | None],
+) -> None:
+    """Add `day`'s events at `indices` to `sums`, keyed by bucket * groups + group, each
+    [cost, count, *fields]: a bucket is `width` seconds, or, when 0, the one starting at
+    `whole`."""
+    times, costs, tags = day.seconds, day.costs, day.tags
+    summed = [
+        (slot, day.fields[column]) for slot, column in enumerate(columns, 2) if column is not None
+    ]
+    size = 2 + len(columns)
+    whole *= groups
+    for index in indices:
+        second = times[index]
+        key = ((second - second % width) * groups if width else whole) + group_of[tags[index]]
+        totals = sums.get(key)
+        if totals is None:
+            totals = sums[key] = [0] * size
+        totals[0] += costs[index]
+        totals[1] += 1
+        for slot, column in summed:
+            totals[slot] += column[index]
+
+
+def _ceil_seconds(moment: datetime) -> int:
+    """`seconds(moment)`, rounded up: an event at a whole second `s` is before `moment` when
+    `s < _ceil_seconds(moment)`, and at or after it when `s >= _ceil_seconds(moment)`."""
+    return seconds(moment) + (1 if moment.microsecond else 0)
+
+
+def _usd(nano: int) -> str:
+    """Nano-USD as USD with 6 decimals, rounded half to even like Decimal.quantize."""
+    micro, rest = divmod(nano, 1_000)
+    if rest > 500 or (rest == 500 and micro % 2):
+        micro += 1
+    return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
 
 
 def synthetic_items(count: int, stopping: threading.Event | None = None) -> bytes:
@@ -228,6 +355,7 @@ def _synthetic_block(start: int, stop: int) -> bytes:
             {
                 "time_bucket": bucket.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "cost": str((Decimal(index % 997) * Decimal("0.000137")).quantize(_MICRO)),
+                "count": 1 + index % 37,
                 "completion_tokens": completion,
                 "total_tokens": completion + 100 + index % 300,
                 "model": models[index % 5],

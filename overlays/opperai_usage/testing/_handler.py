@@ -2,8 +2,9 @@
 
 Each request to the usage endpoint uses up the next scripted answer, if one is queued (a
 delay, a dropped connection, a canned answer, a truncated or dribbled body, made-up items);
-otherwise it gets the real answer from the data set. `/_control/` lets another process script
-and inspect a server run with `python -m opperai_usage.testing`.
+otherwise it gets the real answer from the data set, as of the server's now. `/_control/` lets
+another process script and inspect a server run with `python -m opperai_usage.testing`, and
+move its now.
 
 `/_control/` is for programs, not for web pages open in a browser on the same machine: it
 answers only requests whose `Host` is a loopback address, `localhost` or the address the kit
@@ -23,18 +24,23 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from ._aggregate import Aggregator, Interrupted, QueryError, parse_query, synthetic_items
+from ._aggregate import (
+    Aggregator,
+    Interrupted,
+    QueryError,
+    parse_datetime,
+    parse_query,
+    synthetic_items,
+)
 from ._script import JSON, Scripted, from_action
-from ._state import RecordedRequest, State, recorded_headers
-
-UTC = timezone.utc
+from ._state import Clock, RecordedRequest, State, recorded_headers
 
 USAGE_PATH = "/v2/analytics/usage"
 CONTROL = "/_control/"
@@ -58,15 +64,33 @@ class Context:
     """What every connection of one server shares."""
 
     state: State
-    data: Callable[[date], Aggregator]  # the data set that ends with a given day
+    data: Aggregator
     api_key: str | None
-    now: datetime | None  # None: the clock
+    clock: Clock
     verbose: bool
     stopping: threading.Event  # set when the server closes: waits end early
 
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC moment as `/_control/now` spells it: `2026-11-15T12:00:00Z`."""
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _moment(body: bytes) -> datetime:
+    """The moment a `POST /_control/now` body names, `{"now": "2026-11-15T12:00:00Z"}` (ISO
+    8601 like the API's dates; naive is UTC); ValueError saying what is wrong."""
+    payload = json.loads(body or b"null")
+    text = payload.get("now") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or set(payload) != {"now"} or not isinstance(text, str):
+        raise ValueError('expected {"now": "<ISO 8601 date and time>"}')
+    parsed = parse_datetime(text)
+    if isinstance(parsed, str):
+        raise ValueError(f"now: not a date or time: {text!r} ({parsed})")
+    return parsed
 
 
 class UsageHandler(BaseHTTPRequestHandler):
@@ -159,6 +183,15 @@ class UsageHandler(BaseHTTPRequestHandler):
             self._send(200, _json(state.stats()), JSON)
         elif route == ("GET", "requests"):
             self._send(200, _json([record.to_json() for record in state.records()]), JSON)
+        elif route == ("GET", "now"):
+            self._send(200, _json({"now": _iso(self.context.clock.now())}), JSON)
+        elif route == ("POST", "now"):
+            try:
+                moment = self.context.clock.set(_moment(body))
+            except ValueError as problem:
+                self._send(400, _json({"error": str(problem)}), JSON)
+            else:
+                self._send(200, _json({"now": _iso(moment)}), JSON)
         else:
             self._not_found(path)
 
@@ -231,14 +264,12 @@ class UsageHandler(BaseHTTPRequestHandler):
             return 200, synthetic_items(answer.items, self.context.stopping), JSON, {}
         if not self._authorized():
             return 401, _json(_UNAUTHORIZED), JSON, {"WWW-Authenticate": "Bearer"}
-        now = self.context.now or datetime.now(UTC)
+        now = self.context.clock.now()
         try:
             query = parse_query(raw_query, now)
         except QueryError as error:
             return error.status, _json(error.body), JSON, {}
-        # The data set ends with today's end, whatever day the server started on: after
-        # midnight (on the 1st, a new month) the current month still holds events.
-        return 200, self.context.data(now.date()).encoded(query), JSON, {}
+        return 200, self.context.data.encoded(query, now, self.context.stopping), JSON, {}
 
     def _authorized(self) -> bool:
         """A bearer token is present, and is the server's key if it has one."""

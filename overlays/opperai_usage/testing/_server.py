@@ -14,15 +14,15 @@ import sys
 import threading
 import traceback
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from ._aggregate import Aggregator
-from ._dataset import DEFAULT_EVENTS, DEFAULT_SEED, generate
+from ._dataset import DEFAULT_EVENTS, DEFAULT_SEED, WINDOW_DAYS
 from ._handler import Context, UsageHandler
 from ._script import ABSENT, scripted
-from ._state import RecordedRequest, State
+from ._state import Clock, RecordedRequest, State
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -34,28 +34,16 @@ API_PATH = "/v2"
 BACKLOG = 1024
 #: How long closing waits for each connection's thread, which is told to stop at once.
 JOIN_TIMEOUT = 10.0
-#: The years `now` may fall in (UTC): the data set's 60 days before it, and the day after
-#: it, must be dates Python can hold.
-NOW_YEARS = (2, 9998)
-
-
-def utc_moment(now: datetime) -> datetime:
-    """`now` in UTC (naive is UTC); ValueError naming NOW_YEARS unless it falls in them."""
-    try:
-        moment = now.replace(tzinfo=now.tzinfo or UTC).astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        moment = None
-    if moment is None or not NOW_YEARS[0] <= moment.year <= NOW_YEARS[1]:
-        first, last = NOW_YEARS
-        raise ValueError(f"now: must be in the years {first} to {last} (UTC), got {now}")
-    return moment
+#: The longest `ingest_delay`.
+MAX_INGEST_DELAY = timedelta(days=365)
 
 
 @functools.lru_cache(maxsize=8)
-def _aggregator(seed: int, events: int, day: date) -> Aggregator:
-    """The data set for a seed, size and day: built once, shared by every server that asks
-    (it never changes), so a server per test starts in about a millisecond."""
-    return Aggregator(generate(seed, events, datetime(day.year, day.month, day.day, tzinfo=UTC)))
+def _aggregator(seed: int, events: int, first_day: int, delay: timedelta) -> Aggregator:
+    """The answers for a seed, size, first day and delay: shared by every server that asks
+    (answers over past ranges are cached), so a server per test starts in about a
+    millisecond."""
+    return Aggregator(seed, events, first_day, delay)
 
 
 class _Listening(NamedTuple):
@@ -76,18 +64,23 @@ class UsageServer:
             items = opper.analytics.get_usage(group_by=["model"])
     ```
 
-    It holds `events` made-up usage events over the 60 days up to today (a window that moves
-    on at midnight, so the current month always holds events; or up to `now`), the same ones
-    for the same `seed` and day, and really buckets, sums and groups them. It answers 401 to a
-    request without a bearer token, or, given `api_key`, with any other token; 422 (shaped
-    like FastAPI's) to bad parameters; 404 to other paths. `enqueue()` scripts answers,
-    `requests` lists what it received.
+    Its made-up usage events are a function of `seed` and of time only: about `events`
+    every 60 days at random (and one at 00:00:00 of each UTC day), from 60 days before the
+    day it starts with on. It really buckets, sums and counts them, and groups them by tag
+    (`model`, `project.name`, `environment`, and `customer_id` on about 70 % of them). It
+    answers 401 to a request without a bearer token, or, given `api_key`, with any other
+    token; 422 (shaped like FastAPI's) to bad parameters; 404 to other paths. `enqueue()`
+    scripts answers, `requests` lists what it received.
 
-    `now` fixes the moment the server takes as now (an aware datetime in the years 2 to 9998;
-    naive is UTC): the data set ends with that day and a query without dates asks about that
-    month, so its answers never change. By default it is the clock's. `host` and `port` say
-    where to listen (by default a free port on 127.0.0.1); `verbose` logs every request to
-    stderr.
+    An answer holds the events that have arrived by `now`: those whose time, plus a seeded
+    share of `ingest_delay` (from none of it to all of it, per event; none by default), is
+    at most `now`. `now` (an aware datetime in the years 2 to 9998; naive is UTC) fixes the
+    moment the server takes as now, so its answers never change; a query without dates asks
+    about that month. By default it follows the clock a day at a time: its now is the end of
+    the current UTC day, so its answers change only at midnight. Setting `server.now` moves
+    it: later reveals the events that happened or arrived since, and the past stays as it
+    was. `host` and `port` say where to listen (by default a free port on 127.0.0.1);
+    `verbose` logs every request to stderr.
 
     Limits, so that a test, or a web page or program on the same machine, cannot make it
     hold unbounded memory or threads: it reads request bodies up to 16 MiB (413 beyond,
@@ -103,6 +96,7 @@ class UsageServer:
         api_key: str | None = None,
         now: datetime | None = None,
         events: int = DEFAULT_EVENTS,
+        ingest_delay: timedelta | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         verbose: bool = False,
@@ -115,20 +109,27 @@ class UsageServer:
             raise TypeError(f"now: must be a datetime, got {type(now).__name__}")
         if type(events) is not int or events < 0:
             raise ValueError(f"events: must be an int >= 0, got {events!r}")
+        delay = timedelta(0) if ingest_delay is None else ingest_delay
+        if not isinstance(delay, timedelta):
+            raise TypeError(f"ingest_delay: must be a timedelta, got {type(delay).__name__}")
+        if not timedelta(0) <= delay <= MAX_INGEST_DELAY:
+            raise ValueError(f"ingest_delay: must be from 0 to 365 days, got {delay}")
         if type(port) is not int or not 0 <= port <= 65535:
             raise ValueError(f"port: must be from 0 to 65535, got {port!r}")
         self._seed, self._host, self._port = seed, host, port
-        now = None if now is None else utc_moment(now)
+        clock = Clock(now)
+        start = clock.now()
+        first_day = start.toordinal() - WINDOW_DAYS  # 0 is 0001-01-01: 59 days before start's
         self._state = State()
         self._context = Context(
             state=self._state,
-            data=functools.partial(_aggregator, seed, events),
+            data=_aggregator(seed, events, first_day, delay),
             api_key=api_key,
-            now=now,
+            clock=clock,
             verbose=verbose,
             stopping=threading.Event(),
         )
-        self._context.data((now or datetime.now(UTC)).date())  # built now, not at the first call
+        self._context.data.build(start)  # the days up to now, now rather than at the first call
         self._lock = threading.Lock()
         self._open: dict[threading.Thread, socket.socket] = {}
         self._base_url: str | None = None
@@ -206,6 +207,18 @@ class UsageServer:
         if self._base_url is None:
             raise RuntimeError("the server is not started: use `with UsageServer() as server`")
         return self._base_url
+
+    # -- time
+
+    @property
+    def now(self) -> datetime:
+        """The moment the server takes as now (UTC): the one given, or the end of today."""
+        return self._context.clock.now()
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        """Take `moment` as now from here on (naive is UTC; in the years 2 to 9998)."""
+        self._context.clock.set(moment)
 
     # -- scripting and inspecting
 

@@ -1,5 +1,5 @@
-"""What a server was told and what it saw: the queue of scripted answers, the requests it
-received and its counters, shared by its connection threads under one lock."""
+"""What a server was told and what it saw: the moment it takes as now, the queue of scripted
+answers, the requests it received and its counters, shared by its connection threads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ._script import Scripted
@@ -24,6 +25,44 @@ MAX_HEADER_VALUE = 4096
 REDACTED = "<redacted>"
 TRUNCATED = "<truncated>"
 _PER_STRING = 100
+UTC = timezone.utc
+#: The years `now` may fall in (UTC): the data set's 60 days before the day a server starts
+#: with, and the day after `now`, must be dates Python can hold.
+NOW_YEARS = (2, 9998)
+
+
+def utc_moment(now: datetime) -> datetime:
+    """`now` in UTC (naive is UTC); ValueError naming NOW_YEARS unless it falls in them."""
+    try:
+        moment = now.replace(tzinfo=now.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        moment = None
+    if moment is None or not NOW_YEARS[0] <= moment.year <= NOW_YEARS[1]:
+        first, last = NOW_YEARS
+        raise ValueError(f"now: must be in the years {first} to {last} (UTC), got {now}")
+    return moment
+
+
+class Clock:
+    """The moment a server takes as now: a fixed one, or, following the clock, the end of the
+    current UTC day, so that calls moments apart get the same answers (they change at
+    midnight). `set` fixes it, from then on, to any moment in NOW_YEARS, earlier or later."""
+
+    def __init__(self, fixed: datetime | None) -> None:
+        self._fixed = None if fixed is None else utc_moment(fixed)
+
+    def now(self) -> datetime:
+        fixed = self._fixed  # one read: another thread may set it meanwhile
+        if fixed is not None:
+            return fixed
+        return datetime.now(UTC).replace(hour=23, minute=59, second=59, microsecond=999_999)
+
+    def set(self, moment: datetime) -> datetime:
+        """Take `moment` as now from here on; return it in UTC."""
+        if not isinstance(moment, datetime):
+            raise TypeError(f"now: must be a datetime, got {type(moment).__name__}")
+        self._fixed = utc_moment(moment)
+        return self._fixed
 
 
 @dataclass(frozen=True, slots=True)
