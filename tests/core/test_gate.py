@@ -57,12 +57,15 @@ class HoldingServer(ThreadingHTTPServer):
         return accepted
 
     def settled(self, quiet: float = 0.5, limit: float = 20.0) -> int:
-        """The number held once no request has arrived for `quiet` seconds (or more than
-        `GATE` are held); at most `limit` seconds."""
+        """The number held once `GATE` are and no more has arrived for `quiet` seconds (or at
+        once when more than `GATE` are held); at most `limit` seconds. Fewer than `GATE` is
+        waited on to the limit: on a loaded machine 130 connections may take seconds to open,
+        with pauses longer than `quiet` between them."""
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with self.lock:
-                if self.held > GATE or (self.held and time.monotonic() - self.last_arrival > quiet):
+                quiet_now = time.monotonic() - self.last_arrival > quiet
+                if self.held > GATE or (self.held == GATE and quiet_now):
                     return self.held
             time.sleep(0.02)
         with self.lock:
