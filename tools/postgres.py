@@ -43,8 +43,9 @@ def programs(run: Run) -> Path:
             "PostgreSQL is not installed and cannot be installed here (apt-get as root is "
             "needed): apt-get install postgresql"
         )
-    run(["apt-get", "update", "-qq"])
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"])
+    quiet = ["env", "DEBIAN_FRONTEND=noninteractive"]  # no debconf question can wait for a reply
+    run([*quiet, "apt-get", "update", "-qq"])
+    run([*quiet, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"])
     found = _programs()
     if found is None:
         raise LookupError(f"apt-get installed postgresql, but no {DEBIAN}/*/bin/initdb")
