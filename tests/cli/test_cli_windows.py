@@ -4,6 +4,7 @@ as a process with a fixed `now` (data from 2027-11-22 to 2028-01-20)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ import pytest
 from opperai_usage import Opper
 from tests.support import API_KEY
 from tests.support.command_line import run, run_in_terminal
-from tests.support.servers import LocalServer, start_kit
+from tests.support.fixed_kit import kit_at
+from tests.support.servers import LocalServer
 
 #: 62 days by hour: 1,488 buckets, two windows of at most 1,440.
 RANGE = ["--from", "2027-11-20", "--to", "2028-01-21", "--granularity", "hour"]
@@ -23,12 +25,8 @@ QUERY = ["--group-by", "model", "--field", "total_tokens"]
 
 @pytest.fixture(scope="module")
 def kit() -> Iterator[LocalServer]:
-    started = start_kit("--now", "2028-01-20T12:00:00Z")
-    try:
-        yield LocalServer(started.url)
-    finally:
-        started.process.terminate()
-        started.process.communicate(timeout=10)
+    with kit_at(dt.datetime(2028, 1, 20, 12, tzinfo=dt.timezone.utc)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from opperai_usage import Opper
 from opperai_usage.errors import InvalidArgumentError
 from opperai_usage.sync import TableMismatchError, usage_source
 from tests.support import API_KEY
-from tests.support.servers import LocalServer, start_kit
+from tests.support.fixed_kit import kit_at
+from tests.support.servers import LocalServer
 from tests.support.sync import UTC, expected_rows, table_rows
 
 NOW = dt.datetime(2028, 1, 20, 12, tzinfo=UTC)
@@ -33,12 +34,8 @@ TABLE = "SELECT time_bucket, model, project_name, total_tokens, cost, count FROM
 
 @pytest.fixture(scope="module")
 def kit() -> Iterator[LocalServer]:
-    started = start_kit("--now", NOW.isoformat())
-    try:
-        yield LocalServer(started.url)
-    finally:
-        started.process.terminate()
-        started.process.communicate(timeout=10)
+    with kit_at(NOW) as server:
+        yield server
 
 
 @pytest.fixture
