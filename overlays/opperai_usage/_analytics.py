@@ -215,7 +215,7 @@ class Analytics:
         """Every argument checked; the windows, how many, their granularity and the query
         over the whole range (dates in UTC, the granularity named), which they cut up."""
         from . import _windows
-        from ._query import PARAMETERS, as_utc
+        from ._query import as_utc
 
         build_query(query)  # every argument checked as get_usage checks it, in its order
         check_count("window", window, "the most buckets one request may cover")
@@ -223,7 +223,7 @@ class Analytics:
         given = query["granularity"]
         unit = Granularity.DAY  # the API's default, asked for by name: the windows rely on it
         if given is not None and not isinstance(given, Unset):
-            unit = Granularity(PARAMETERS["granularity"]("granularity", given))
+            unit = Granularity(given)  # a member or its value: build_query has checked it
         if not _windows.handles(unit):
             raise invalid("granularity", f"{unit.value!r} cannot be cut into windows yet")
         # Without a date, the API's documented default, on this machine's clock.

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import collections
 import itertools
-import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import cast
 
 import anyio
 import httpx
@@ -41,11 +41,10 @@ def _too_much(error: Exception) -> bool:
 def _mark(error: Exception, window: Window) -> None:
     """Tells which window `error` belongs to, keeping its type: `usage_window`, and a note."""
     error.usage_window = window  # type: ignore[attr-defined]
+    # What `add_note` does from 3.11 on (tracebacks print `__notes__`); on 3.10 it is kept
+    # where 3.11 keeps it, for code that reads it.
     note = f"while fetching the usage window {window} (from_date to to_date)"
-    if sys.version_info >= (3, 11):
-        error.add_note(note)
-    else:  # kept where 3.11's tracebacks read notes, for code that reads them itself
-        setattr(error, "__notes__", [*getattr(error, "__notes__", []), note])  # noqa: B010
+    setattr(error, "__notes__", [*getattr(error, "__notes__", ()), note])  # noqa: B010
 
 
 def fetch_split(
@@ -121,9 +120,10 @@ class WindowedUsage(Iterator[GetUsageResultItem]):
                 self.windows_done += 1
                 yield from items
         finally:
-            # Windows not started are dropped; one in flight ends within its time budget, and
-            # nothing reads its answer. Not waited for: an error reaches the caller at once.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Every window submitted has a thread of its own (at most `concurrency` are), so
+            # none waits to start: those in flight end within their time budget, and nothing
+            # reads their answers. Not waited for: an error reaches the caller at once.
+            pool.shutdown(wait=False)
 
 
 class AsyncWindowedUsage(AsyncIterator[GetUsageResultItem]):
@@ -165,10 +165,12 @@ class AsyncWindowedUsage(AsyncIterator[GetUsageResultItem]):
             for answer in answers:
                 if isinstance(answer, Exception):
                     raise answer
-            for place, answer in enumerate(answers):
-                answers[place] = None  # each answer let go once read
+            received = cast("list[Items]", answers)  # no error: every task put its items
+            received.reverse()
+            while received:
+                items = received.pop()  # each answer let go once read
                 self.windows_done += 1
-                for item in answer if isinstance(answer, list) else ():
+                for item in items:
                     yield item
 
 

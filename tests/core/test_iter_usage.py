@@ -8,8 +8,9 @@ import asyncio
 import datetime as dt
 import inspect
 import itertools
-import sys
+import os
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opperai_usage import Opper, _windows
+from opperai_usage import Opper, _iterate, _windows
 from opperai_usage._windows import Window
 from opperai_usage.errors import APIError, InvalidArgumentError, NotFoundError
 from opperai_usage.models import GetUsageResultItem, Granularity
@@ -230,6 +231,35 @@ def test_windows_tile_the_range_on_boundaries(
         assert after.start == _windows.start(_windows.index(after.start, granularity), granularity)
 
 
+@pytest.fixture
+def tokyo() -> Iterator[None]:
+    """The process's local time zone is Asia/Tokyo (UTC+9) meanwhile."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+@pytest.mark.usefixtures("tokyo")
+def test_months_and_years_are_counted_in_utc_whatever_the_local_zone() -> None:
+    """Where it is already the next month (or year) in the machine's zone, the buckets and the
+    API's default range are still UTC's, as the API's are."""
+    month_end = dt.datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # December 1st in Tokyo
+    year_end = dt.datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 2027 in Tokyo
+    assert _windows.index(month_end, Granularity.MONTH) == 2026 * 12 + 10
+    assert _windows.index(year_end, Granularity.YEAR) == 2026
+    assert _windows.default_range(month_end) == Window(
+        dt.datetime(2026, 11, 1, tzinfo=UTC), dt.datetime(2026, 11, 30, tzinfo=UTC)
+    )
+
+
 def test_every_granularity_of_the_spec_can_be_planned() -> None:
     assert [unit for unit in Granularity if not _windows.handles(unit)] == []
 
@@ -273,6 +303,55 @@ def test_halves_are_split_again(kit: UsageServer) -> None:
     assert asked(kit) == hours((0, 4), (0, 2), (0, 1), (1, 2), (2, 4))
 
 
+@pytest.mark.parametrize("method", ["iter_usage", "iter_usage_async"])
+def test_both_halves_are_split_again(kit: UsageServer, method: str) -> None:
+    kit.enqueue(status=413)  # (0, 4)
+    kit.enqueue(json=[])  # (0, 2)
+    kit.enqueue(status=413)  # (2, 4): split again, in hours
+    with client(kit, **NO_RETRIES) as opper:
+        query = {**FOUR_HOURS, "concurrency": 1}
+        if method == "iter_usage":
+            items = list(opper.analytics.iter_usage(**query))
+        else:
+            items = run_async("asyncio", opper, query)
+    assert asked(kit) == hours((0, 4), (0, 2), (2, 4), (2, 3), (3, 4))
+    assert {item.time_bucket for item in items} == {w.start for w in hours((2, 3), (3, 4))}
+
+
+def test_a_later_window_is_split_too(kit: UsageServer) -> None:
+    kit.enqueue(json=[])  # (0, 2), the first window
+    kit.enqueue(status=504)  # (2, 4), asked for once the first is read
+    with client(kit, **NO_RETRIES) as opper:
+        list(opper.analytics.iter_usage(**FOUR_HOURS, window=2, concurrency=1))
+    assert asked(kit) == hours((0, 2), (2, 4), (2, 3), (3, 4))
+
+
+def test_another_error_of_a_long_window_is_not_split(kit: UsageServer) -> None:
+    kit.enqueue(status=404, json={"type": "NotFoundError", "message": "gone", "detail": "x"})
+    with client(kit, **NO_RETRIES) as opper, pytest.raises(NotFoundError) as raised:
+        list(opper.analytics.iter_usage(**FOUR_HOURS))
+    assert asked(kit) == hours((0, 4))
+    assert raised.value.usage_window == hours((0, 4))[0]  # type: ignore[attr-defined]
+
+
+def test_a_note_is_added_to_those_the_error_has(kit: UsageServer) -> None:
+    """The window's note joins the notes an error already carries (as `add_note` does)."""
+
+    def fetch(window: Window) -> list[GetUsageResultItem]:
+        error = ValueError("from the fetch")
+        error.__notes__ = ["an earlier note"]  # type: ignore[attr-defined]
+        raise error
+
+    (window,) = hours((0, 1))
+    with pytest.raises(ValueError, match="from the fetch") as raised:
+        _iterate.fetch_split(fetch, window, Granularity.HOUR)
+    assert raised.value.__notes__ == [  # type: ignore[attr-defined]
+        "an earlier note",
+        "while fetching the usage window 2027-12-31T20:00:00Z to 2027-12-31T21:00:00Z "
+        "(from_date to to_date)",
+    ]
+
+
 def test_down_to_one_bucket_and_then_raised_naming_it(kit: UsageServer) -> None:
     for _ in range(3):
         kit.enqueue(status=413)
@@ -283,11 +362,10 @@ def test_down_to_one_bucket_and_then_raised_naming_it(kit: UsageServer) -> None:
     (failed,) = hours((0, 1))
     assert asked(kit) == hours((0, 3), (0, 1))
     assert raised.value.usage_window == failed  # type: ignore[attr-defined]
-    if sys.version_info >= (3, 11):
-        assert raised.value.__notes__ == [
-            "while fetching the usage window 2027-12-31T20:00:00Z to 2027-12-31T21:00:00Z "
-            "(from_date to to_date)"
-        ]
+    assert raised.value.__notes__ == [  # type: ignore[attr-defined]
+        "while fetching the usage window 2027-12-31T20:00:00Z to 2027-12-31T21:00:00Z "
+        "(from_date to to_date)"
+    ]
 
 
 def test_retries_come_first_then_the_split(kit: UsageServer) -> None:
@@ -350,6 +428,63 @@ def test_bad_arguments_are_refused_before_anything_is_sent(
     assert kit.requests == []
 
 
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ({"window": 0}, "window must be an int >= 1 (the most buckets one request may cover)"),
+        ({"concurrency": 0}, "concurrency must be an int >= 1 (how many requests are in flight"),
+    ],
+)
+def test_a_bad_count_says_what_it_counts(kit: UsageServer, bad: dict[str, Any], says: str) -> None:
+    with client(kit) as opper, pytest.raises(InvalidArgumentError) as raised:
+        opper.analytics.iter_usage(**{**FOUR_HOURS, **bad})
+    assert str(raised.value).startswith(says)
+
+
+def test_a_granularity_windows_cannot_cut_is_refused_naming_it(
+    kit: UsageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the spec to gain a granularity `_windows` cannot plan, it is refused, not guessed."""
+    monkeypatch.setattr(_windows, "handles", lambda granularity: granularity != Granularity.HOUR)
+    with client(kit) as opper, pytest.raises(InvalidArgumentError) as raised:
+        opper.analytics.iter_usage(**FOUR_HOURS)
+    assert raised.value.parameter == "granularity"
+    assert str(raised.value) == "granularity 'hour' cannot be cut into windows yet"
+    assert kit.requests == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"group_by": [f"tag-{n}" for n in range(5_000)]},
+        {"server_url": "http://127.0.0.1:9/" + "v" * 65_400},  # valid, but not with a query
+    ],
+    ids=["query", "server_url"],
+)
+def test_a_url_too_long_for_any_window_is_refused_at_the_call(
+    kit: UsageServer, bad: dict[str, Any]
+) -> None:
+    """The whole range's URL is the longest any window sends: checked before the first item."""
+    with client(kit) as opper, pytest.raises(InvalidArgumentError, match="request URL"):
+        opper.analytics.iter_usage(**{**FOUR_HOURS, **bad})
+    assert kit.requests == []
+
+
+@pytest.mark.parametrize("method", ["iter_usage", "iter_usage_async"])
+def test_an_empty_range_is_one_request_for_the_api_to_refuse(kit: UsageServer, method: str) -> None:
+    """from_date == to_date is sent as it is, as get_usage sends it: one window, one request."""
+    empty = {**FOUR_HOURS, "to_date": FOUR_HOURS["from_date"]}
+    kit.enqueue(json=[])
+    with client(kit) as opper:
+        windowed = getattr(opper.analytics, method)(**empty)
+        assert windowed.windows == 1
+        if method == "iter_usage":
+            assert list(windowed) == []
+        else:
+            assert run_async("asyncio", opper, empty) == []
+    assert asked(kit)[0] == Window(empty["from_date"], empty["from_date"])
+
+
 def test_windows_are_in_flight_at_once() -> None:
     with UsageServer(now=YEAR_END) as server, client(server, **NO_RETRIES) as opper:
         server.enqueue(delay=30)  # the first window's answer, cut short by close()
@@ -387,6 +522,38 @@ def test_stopping_early_stops_fetching(kit: UsageServer) -> None:
     assert windowed.windows == 48
 
 
+def test_no_more_windows_are_fetched_than_are_being_read() -> None:
+    """While the caller holds the first window's items, only the next `concurrency` windows
+    are asked for: answers never pile up ahead of the reader. (A server of its own: no
+    request of another test's windows can reach it.)"""
+    before = set(threading.enumerate())
+    with UsageServer(now=YEAR_END) as kit, client(kit) as opper:
+        windowed = opper.analytics.iter_usage(**FOUR_HOURS, window=1, concurrency=1)
+        next(windowed)
+        kit.wait_for_requests(2)
+        with pytest.raises(TimeoutError):
+            kit.wait_for_requests(3, timeout=0.3)
+        started = {t.name for t in threading.enumerate() if t not in before}
+        windowed.close()
+    # the window threads are named, for a reader of thread dumps
+    assert any(name.startswith("opperai_usage-window_") for name in started), started
+
+
+def test_closing_does_not_wait_for_a_window_in_flight(kit: UsageServer) -> None:
+    """The caller stops while the next window's answer is on its way: close() returns at
+    once, leaving that request to end within its own time budget."""
+    (first,) = hours((0, 1))
+    kit.enqueue(json=[{"time_bucket": "2027-12-31T20:00:00Z", "cost": "0.1", "count": 1}])
+    kit.enqueue(delay=10)  # (1, 2)
+    with client(kit, **NO_RETRIES) as opper:
+        windowed = opper.analytics.iter_usage(**FOUR_HOURS, window=1, concurrency=1)
+        assert next(windowed).time_bucket == first.start
+        kit.wait_for_requests(2)
+        started = time.monotonic()
+        windowed.close()
+        assert time.monotonic() - started < 2
+
+
 # -- async
 
 
@@ -403,8 +570,14 @@ def test_async_windows_give_one_calls_items(kit: UsageServer, backend: str) -> N
     query |= {"to_date": utc("2028-01-02T00:00:00")}
     with client(kit) as opper:
         one = opper.analytics.get_usage(**query)
-        many = run_async(backend, opper, {**query, "window": 7, "concurrency": 3})
+        windowed = opper.analytics.iter_usage_async(**query, window=7, concurrency=3)
+
+        async def collect() -> list[GetUsageResultItem]:
+            return [item async for item in windowed]
+
+        many = anyio.run(collect, backend=backend)
     same(one, many)
+    assert windowed.windows == windowed.windows_done == 9  # 62 hour buckets, 7 at a time
 
 
 def test_async_splits_and_names_the_failed_window(kit: UsageServer) -> None:
