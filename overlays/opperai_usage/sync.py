@@ -44,7 +44,8 @@ from . import _windows
 from ._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
 from ._chargeback import UNTAGGED  # a group-by key's value where an item has no such tag
 from ._client import Opper
-from ._columns import _float, columns_for, counts, value_text
+from ._columns import _float, counts, value_text
+from ._sync_query import check_sync_query
 from ._validation import invalid
 from .models import GetUsageResultItem, Granularity
 
@@ -247,7 +248,7 @@ def usage_source(
     Bad arguments raise `InvalidArgumentError` here; a table that holds another set raises
     `TableMismatchError` when the pipeline runs, before any request."""
     group_by, fields = list(dict.fromkeys(group_by)), list(dict.fromkeys(fields))
-    columns_for((), fields, group_by)  # a key as both a tag and a field is refused
+    check_sync_query(opper, granularity, group_by, fields, window, concurrency)
     names = _columns(group_by, fields)
     if not isinstance(refetch, dt.timedelta) or refetch < dt.timedelta(0):
         raise invalid("refetch", f"must be a timedelta of 0 or more, got {refetch!r}")
@@ -255,16 +256,6 @@ def usage_source(
         raise invalid("since", f"must be a datetime or a timedelta, got {since!r}")
     if until is not None and not isinstance(until, dt.datetime):
         raise invalid("until", f"must be a datetime, got {until!r}")
-    # Checked as iter_usage checks them, nothing sent: the windows are only planned.
-    opper.analytics.iter_usage(
-        from_date=dt.datetime(2000, 1, 1, tzinfo=_UTC),
-        to_date=dt.datetime(2000, 1, 2, tzinfo=_UTC),
-        granularity=granularity,
-        group_by=group_by,
-        fields=fields,
-        window=window,
-        concurrency=concurrency,
-    ).close()
     unit = Granularity(granularity)
     wanted = {"granularity": unit.value, "group_by": group_by, "fields": fields}
     schema = pa.schema(

@@ -87,12 +87,17 @@ def test_a_sync_prints_what_it_did_and_a_second_changes_nothing(
     matches_one_call(local, tmp_path, start, report["to"])
 
 
-def test_without_the_extra_it_says_what_to_install(local: LocalServer, tmp_path: Path) -> None:
-    shadow = tmp_path / "shadow"
+def without_dlt(folder: Path) -> dict[str, str]:
+    """An environment in which `import dlt` fails, as without the sync extra."""
+    shadow = folder / "shadow"
     shadow.mkdir()
     (shadow / "dlt.py").write_text("raise ImportError('dlt is not installed here')\n")
-    path = os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])
-    done = sync(local, tmp_path, env=environment(PYTHONPATH=path))
+    return environment(PYTHONPATH=os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_without_the_extra_it_says_what_to_install(local: LocalServer, tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    done = sync(local, tmp_path, env=without_dlt(tmp_path))
     assert done.code == 2
     assert done.err == (
         "opper-usage: error: opper-usage sync needs the sync extra: "
@@ -126,12 +131,14 @@ def test_another_set_is_refused_naming_both(local: LocalServer, tmp_path: Path) 
         (["--granularity", "fortnight"], "--granularity"),
         (["--db", "nowhere/x.duckdb"], "not a file in an existing folder"),
         (["--destination", "postgres", "--db", "x.duckdb"], "--db is the DuckDB file"),
+        (["--group-by", "model", "--field", "model"], "one of the fields too"),
     ],
 )
 def test_bad_usage_exits_2_before_any_request(
     local: LocalServer, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    done = sync(local, tmp_path, *args)
+    """Refused before dlt is imported (it takes a second): without dlt, the same message."""
+    done = sync(local, tmp_path, *args, env=without_dlt(tmp_path))
     assert done.code == 2
     *_, last = done.err.splitlines()  # argparse writes its usage lines first
     assert last.startswith(("opper-usage: error: ", "opper-usage sync: error: "))

@@ -129,6 +129,18 @@ def _locked(folder: Path, name: str, what: str) -> Iterator[None]:
         yield
 
 
+def _db(args: argparse.Namespace) -> Path:
+    """The DuckDB file, checked; for another destination, --db refused."""
+    if args.destination not in (None, "duckdb") and args.db is not None:
+        raise UsageError(
+            f"--db is the DuckDB file: it does not go with --destination {args.destination}"
+        )
+    db = Path(os.path.abspath(args.db or DEFAULT_DB))
+    if db.is_dir() or not db.parent.is_dir():
+        raise UsageError(f"--db {str(db)!r}: not a file in an existing folder")
+    return db
+
+
 def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
     """The dlt destination, the pipeline's name, its working folders' folder, and where the
     rows go, in words."""
@@ -136,8 +148,6 @@ def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
     from dlt.common.pipeline import get_dlt_pipelines_dir
 
     name = args.destination or "duckdb"
-    if name != "duckdb" and args.db is not None:
-        raise UsageError(f"--db is the DuckDB file: it does not go with --destination {name}")
     if name != "duckdb":
         pipeline = f"opper_usage_{name}_{args.dataset}"
         return (
@@ -146,9 +156,7 @@ def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
             Path(get_dlt_pipelines_dir()),
             f"{args.dataset}.{args.table} in {name}",
         )
-    db = Path(os.path.abspath(args.db or DEFAULT_DB))
-    if db.is_dir() or not db.parent.is_dir():
-        raise UsageError(f"--db {str(db)!r}: not a file in an existing folder")
+    db = _db(args)
     where = f"{args.dataset}.{args.table} in {db}"
     return dlt.destinations.duckdb(str(db)), "opper_usage", db.parent / f".{db.name}.dlt", where
 
@@ -168,10 +176,16 @@ def _cause(error: BaseException) -> BaseException:
 def run_sync(args: argparse.Namespace) -> int:
     """Everything after parsing; raises what `main` turns into an exit status."""
     from .. import _credentials
+    from .._analytics import DEFAULT_CONCURRENCY, DEFAULT_WINDOW
     from .._client import Opper
+    from .._sync_query import check_sync_query
 
     if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
         raise UsageError(f"no API key: set {_credentials.ENV_VARIABLES[0]}")
+    _db(args)  # bad usage is refused before dlt is imported
+    with Opper(server_url=args.server_url) as opper:
+        check_sync_query(opper, args.granularity, args.group_by, args.fields,
+                         DEFAULT_WINDOW, DEFAULT_CONCURRENCY)  # fmt: skip
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no call off this machine
     try:
         import dlt
