@@ -175,7 +175,7 @@ def tests(session: nox.Session) -> None:
         "OFFICIAL_SDK": group("official-sdk")[0],
         "CHROMIUM_BIN": _chromium(session),
     }
-    session.run("python", "-m", "pytest", "-n", "4", "-m",
+    session.run("python", "-m", "pytest", "-n", "4", "--dist", "loadgroup", "-m",
                 "not load and not coexistence and not postgres", *session.posargs,
                 env=env)  # fmt: skip
 

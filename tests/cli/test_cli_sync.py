@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +22,8 @@ from tests.support.command_line import MODULE, Result, environment, run
 from tests.support.servers import LocalServer
 from tests.support.sync import UTC, expected_rows, table_rows
 
+#: One worker runs them all, so that the table synced once (`synced`) is made once.
+pytestmark = pytest.mark.xdist_group("cli-sync")
 GROUP_BY = ["model", "project.name"]
 QUERY = ["--granularity", "hour", "--group-by", "model", "--group-by", "project.name"]
 TABLE = "SELECT time_bucket, model, project_name, cost, count FROM opper.usage"
@@ -49,6 +52,24 @@ def wait_for(condition: Callable[[], object], what: str, budget: float = 20) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {budget} s: {what}")
         time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def synced(
+    server: LocalServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dt.datetime]:
+    """A folder where a run has synced three days (`since()`), and that start: a test that
+    starts from an existing table copies it (a run is two seconds of CPU)."""
+    folder, start = tmp_path_factory.mktemp("synced"), since()
+    done = sync(server, folder, "--since", start.isoformat())
+    assert done.code == 0, done.err
+    return folder, start
+
+
+def copy_of(synced: tuple[Path, dt.datetime], folder: Path) -> dt.datetime:
+    """The synced table and its working files, copied into `folder`; the start they hold."""
+    shutil.copytree(synced[0], folder, dirs_exist_ok=True)
+    return synced[1]
 
 
 def matches_one_call(local: LocalServer, folder: Path, start: dt.datetime, end: str) -> None:
@@ -107,9 +128,10 @@ def test_without_the_extra_it_says_what_to_install(local: LocalServer, tmp_path:
     assert list(tmp_path.iterdir()) == [shadow]
 
 
-def test_another_set_is_refused_naming_both(local: LocalServer, tmp_path: Path) -> None:
-    assert sync(local, tmp_path, "--since", "1d").code == 0
-    local.reset()
+def test_another_set_is_refused_naming_both(
+    local: LocalServer, tmp_path: Path, synced: tuple[Path, dt.datetime]
+) -> None:
+    copy_of(synced, tmp_path)
     done = run("sync", "--server-url", local.url, "--group-by", "model", cwd=tmp_path)
     assert done.code == 2
     assert done.err == (
@@ -147,9 +169,9 @@ def test_bad_usage_exits_2_before_any_request(
 
 
 def test_an_api_failure_exits_1_on_one_line_and_changes_nothing(
-    local: LocalServer, tmp_path: Path
+    local: LocalServer, tmp_path: Path, synced: tuple[Path, dt.datetime]
 ) -> None:
-    assert sync(local, tmp_path, "--since", "1d").code == 0
+    copy_of(synced, tmp_path)
     before = table_rows(TABLE, 3, tmp_path / "opper_usage.duckdb")
     local.script({"status": 401, "json": {"detail": f"bad key {API_KEY}"}})
     done = sync(local, tmp_path)
@@ -204,11 +226,15 @@ def _normalizing(folder: Path) -> bool:
      ("loading", False)],
 )  # fmt: skip
 def test_a_run_killed_at_any_point_is_completed_by_the_next(
-    local: LocalServer, tmp_path: Path, point: str, first_run: bool
+    local: LocalServer,
+    tmp_path: Path,
+    point: str,
+    first_run: bool,
+    synced: tuple[Path, dt.datetime],
 ) -> None:
     start = since()
     if not first_run:  # a table there already, the killed run re-fetching its last day
-        assert sync(local, tmp_path, "--since", start.isoformat()).code == 0
+        start = copy_of(synced, tmp_path)
     before = table_rows(TABLE, 3, tmp_path / "opper_usage.duckdb") if not first_run else None
     local.reset()
     if point == "fetching":
@@ -233,8 +259,10 @@ def test_a_run_killed_at_any_point_is_completed_by_the_next(
     matches_one_call(local, tmp_path, start, json.loads(done.out)["to"])
 
 
-def test_the_key_is_in_no_file_it_leaves(local: LocalServer, tmp_path: Path) -> None:
-    assert sync(local, tmp_path, "--since", "1d").code == 0
+def test_the_key_is_in_no_file_it_leaves(
+    local: LocalServer, tmp_path: Path, synced: tuple[Path, dt.datetime]
+) -> None:
+    copy_of(synced, tmp_path)  # the files a run left
     local.script({"status": 401, "json": {"detail": "no"}})
     assert sync(local, tmp_path).code == 1
     files = [path for path in tmp_path.rglob("*") if path.is_file()]

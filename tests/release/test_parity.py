@@ -22,6 +22,8 @@ import pytest
 from tests.support import ROOT
 from tests.support.servers import LocalServer
 
+#: One worker runs them all, so that both SDKs are run once (`sides`), not once per worker.
+pytestmark = pytest.mark.xdist_group("parity")
 DRIVER = ROOT / "tests" / "release" / "parity_driver.py"
 SEED = {"fields": ["completion_tokens", "total_tokens"], "group_by": ["model", "project.name"]}
 WINDOW = {"from_date": {"$datetime": "2026-11-01T00:00:00+00:00"}}
