@@ -19,6 +19,8 @@ from tests.support import ROOT
 from tests.support.command_line import run
 from tests.support.servers import LocalServer
 
+#: One worker runs them all, so that Chromium is launched once (`browser`), not once per worker.
+pytestmark = pytest.mark.xdist_group("chromium")
 ARTIFACTS = ROOT / ".artifacts"
 CHROMIUM_FLAGS = [
     "--no-sandbox",

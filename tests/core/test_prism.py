@@ -13,7 +13,8 @@ from opperai_usage import errors, models
 from tests.support.calls import Usage
 from tests.support.spec import operation
 
-pytestmark = pytest.mark.prism
+#: One worker runs them all, so that one Prism is started (two CPU seconds), not one per worker.
+pytestmark = [pytest.mark.prism, pytest.mark.xdist_group("prism")]
 
 CALLS: list[dict[str, Any]] = [
     {},
