@@ -150,8 +150,13 @@ def _official_python(session: nox.Session) -> str:
     """A venv of its own for the official SDK (it is imported as `opperai` too); its python."""
     venv, sdk = ROOT / ".nox" / "official-sdk", group("official-sdk")
     python = str(venv / "bin" / "python")
-    pip = [python, "-m", "pip", "install", "--quiet", *sdk]
-    _once(session, venv, sdk, [sys.executable, "-m", "venv", str(venv)], pip)
+    if session.venv_backend == "uv":
+        make = ["uv", "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)]
+        fill = ["uv", "pip", "install", "--quiet", "--python", python, *sdk]
+    else:
+        make = [sys.executable, "-m", "venv", str(venv)]
+        fill = [python, "-m", "pip", "install", "--quiet", *sdk]
+    _once(session, venv, sdk, make, fill)
     return python
 
 
