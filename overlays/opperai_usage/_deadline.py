@@ -116,13 +116,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         connect = self._backend.connect_tcp
         stream = within_budget(
-            lambda bounded: connect(
-                host,
-                port,
-                bounded,
-                local_address,  # pragma: no mutate
-                socket_options,  # pragma: no mutate
-            ),
+            lambda bounded: connect(host, port, bounded, local_address, socket_options),
             timeout,
             httpcore.ConnectTimeout,
         )
