@@ -63,5 +63,5 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every spelling of each secret (of at least `MIN_SECRET_CHARS` characters,
     surrounding whitespace ignored) replaced by `<redacted>`."""
     wanted = tuple(sorted({s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_CHARS}))
-    matcher = _matcher(wanted) if wanted else None
+    matcher = _matcher(wanted)  # None when nothing is looked for
     return matcher.sub(REDACTED, text) if matcher is not None else text
