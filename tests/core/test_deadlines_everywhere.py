@@ -282,6 +282,43 @@ def test_your_client_over_a_unix_socket_keeps_to_the_budget_too() -> None:
     assert 0.29 <= elapsed < 0.8, elapsed
 
 
+KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+
+
+def _socket_of_a_request(client: httpx.Client, url: str) -> socket.socket:
+    """The socket a request of yours goes over (the connection Opper's call left in the pool)."""
+    with client.stream("GET", url) as response:
+        response.read()
+        found: socket.socket = response.extensions["network_stream"].get_extra_info("socket")
+        return found
+
+
+@pytest.mark.timeout(30)
+def test_your_clients_socket_settings_are_kept() -> None:
+    """A client of yours made with a `local_address` and `socket_options` (TCP), or over a Unix
+    socket with `socket_options`, still connects as you set it up once Opper keeps it to its
+    deadlines: bound to that address, with those options, for Opper's calls and your own."""
+    quick = Pacing(head_pieces=1, head_gap=0, body_gap=0)
+    tcp = httpx.HTTPTransport(local_address="127.0.0.2", socket_options=KEEPALIVE)
+    with (
+        paced(quick) as (url, _),
+        httpx.Client(transport=tcp) as client,
+        Opper(client=client, api_key=API_KEY, server_url=url) as opper,
+    ):
+        assert opper.analytics.get_usage() == []
+        sock = _socket_of_a_request(client, url)
+        assert sock.getsockname()[0] == "127.0.0.2"
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    with (
+        paced(quick, family="unix") as (path, _),
+        httpx.Client(transport=httpx.HTTPTransport(uds=path, socket_options=KEEPALIVE)) as client,
+        Opper(client=client, api_key=API_KEY, server_url="http://localhost/v2") as opper,
+    ):
+        assert opper.analytics.get_usage() == []
+        sock = _socket_of_a_request(client, "http://localhost/v2")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
 #: Headers a byte each 50 ms, for about 10 s.
 ENDLESS_FOR_LONGER = Pacing(head_pieces=200, head_gap=0.05, pad=100)
 

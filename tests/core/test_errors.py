@@ -507,6 +507,29 @@ def test_a_pickled_error_keeps_the_redirects_it_refers_to_without_the_key() -> N
     assert followed.history[0].request.headers["authorization"] == "<redacted>"
 
 
+def test_a_redirect_followed_on_the_way_to_an_error_keeps_no_echoed_key() -> None:
+    """A proxy's redirect that quoted the key (in its body and a header), followed to an
+    error: the answer it left in the error's `history` has the key redacted, the rest kept."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/usage"):
+            quoted = request.headers["authorization"]
+            headers = {"location": "/v2/moved", "x-seen": quoted}
+            return httpx.Response(307, headers=headers, text=f"moved; you sent {quoted}")
+        return httpx.Response(503, text="down")
+
+    client = httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=True)
+    with (
+        Opper(http_bearer=API_KEY, server_url=URL, client=client, retry_config=None) as opper,
+        pytest.raises(errors.APIError) as raised,
+    ):
+        opper.analytics.get_usage()
+    (redirect,) = raised.value.raw_response.history
+    assert redirect.text == "moved; you sent Bearer <redacted>"
+    assert redirect.headers["x-seen"] == "Bearer <redacted>"
+    assert (raised.value.status_code, raised.value.body) == (503, "down")
+
+
 LONG = "x" * 40  # from 40 characters on, a string is described, not quoted
 
 
@@ -603,3 +626,48 @@ def test_a_redacted_body_keeps_its_charset(usage: Usage) -> None:
     assert error.raw_response.content == "caf\u00e9: Bearer <redacted>".encode("latin-1")
     assert error.raw_response.text == "caf\u00e9: Bearer <redacted>"
     assert error.body == "caf\u00e9: Bearer <redacted>"
+
+
+def test_a_redacted_answer_keeps_its_latin_1_headers(usage: Usage) -> None:
+    """An error answer that echoes the key and has a header that is not ASCII (Latin-1, as
+    HTTP allows): the error's copy has the key redacted and the other header as sent."""
+    headers = [
+        (b"x-seen", f"Bearer {API_KEY}".encode()),
+        (b"x-note", "caf\u00e9".encode("latin-1")),
+    ]
+    error = fail_mock(usage, httpx.Response(500, headers=headers, text="down"))
+    assert error.headers["x-seen"] == "Bearer <redacted>"
+    assert error.headers["x-note"] == "caf\u00e9"
+    assert dict(error.headers.raw)[b"x-note"] == "caf\u00e9".encode("latin-1")
+
+
+def test_a_redacted_body_that_breaks_its_charset_keeps_the_rest(usage: Usage) -> None:
+    """An error body that says ASCII but holds another byte, and echoes the key: the error's
+    copy reads as the server's did (the stray byte replaced, as when it was read)."""
+    headers = {"Content-Type": "text/plain; charset=ascii"}
+    answer = httpx.Response(
+        500, headers=headers, content=f"caf\xe9: Bearer {API_KEY}".encode("latin-1")
+    )
+    error = fail_mock(usage, answer)
+    assert error.body == "caf\ufffd: Bearer <redacted>"
+    assert error.raw_response.text == error.body
+    assert error.raw_response.content == b"caf?: Bearer <redacted>"
+
+
+def test_other_credentials_echoed_back_are_redacted_whole() -> None:
+    """Credentials sent in `http_headers` (a cookie, whose value has spaces; a proxy's token
+    without a scheme) and quoted back by the server read `<redacted>` whole in the error."""
+    cookie, token = f"session={API_KEY}a; theme=dark", f"{API_KEY}b"
+    sent = {"Cookie": cookie, "Proxy-Authorization": token}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        quoted = f"{request.headers['cookie']} | {request.headers['proxy-authorization']}"
+        return httpx.Response(500, text=f"you sent {quoted}")
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    with (
+        Opper(http_bearer=API_KEY, server_url=URL, client=client, retry_config=None) as opper,
+        pytest.raises(errors.APIError) as raised,
+    ):
+        opper.analytics.get_usage(http_headers=sent)
+    assert raised.value.body == "you sent <redacted> | <redacted>"

@@ -441,6 +441,18 @@ def test_a_bad_count_says_what_it_counts(kit: UsageServer, bad: dict[str, Any], 
     assert str(raised.value).startswith(says)
 
 
+@pytest.mark.parametrize("name", ["from_date", "to_date"])
+def test_a_date_out_of_range_in_utc_is_refused_naming_it(kit: UsageServer, name: str) -> None:
+    """Year 1's first minute at +01:00 is a valid date for `get_usage`, but before datetime's
+    first moment in UTC, which the windows are planned in: refused, naming the argument."""
+    early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with client(kit) as opper, pytest.raises(InvalidArgumentError) as raised:
+        opper.analytics.iter_usage(**{**FOUR_HOURS, name: early})
+    assert raised.value.parameter == name
+    assert str(raised.value) == f"{name} is out of range in UTC: {early!r}"
+    assert kit.requests == []
+
+
 def test_a_granularity_windows_cannot_cut_is_refused_naming_it(
     kit: UsageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
