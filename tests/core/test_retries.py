@@ -84,7 +84,8 @@ def test_max_elapsed_time_bounds_the_call_then_raises_the_last_answer(usage: Usa
     with pytest.raises(errors.APIError, match="still down"):
         usage(server_url=URL, transport=recorder.transport, retry_config=config)
     assert time.monotonic() - started < 1.0
-    assert 5 <= len(recorder.requests) <= 20
+    # About 14 attempts 20 ms apart; at least 3 on a loaded machine (4 were seen under mutmut).
+    assert 3 <= len(recorder.requests) <= 20
 
 
 def test_retry_after_is_honoured(usage: Usage) -> None:
