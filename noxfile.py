@@ -178,9 +178,9 @@ def tests(session: nox.Session) -> None:
     """The suite in four workers, without the load and coexistence tests: `nox -s tests-3.11`,
     then pytest's arguments after `--` (`-n 0` runs it in one process).
 
-    Four workers on this project's two cores: a third of the suite's time is spent waiting
-    (on servers that answer late, on budgets running out, on processes starting), and two
-    more workers fill it: 93 s with two workers, 71 s with four, on the 2-core machine."""
+    Four workers on two cores, since part of the suite waits (on servers, budgets, processes);
+    `--dist loadgroup` gives a module with an xdist group to one worker, so its costly fixture
+    is made once (CONTRIBUTING.md, The tests and The nox sessions)."""
     install(session, "-e", ".[fast]", *group("test"))
     env = {
         "PRISM_BIN": _prism(session),
