@@ -128,7 +128,6 @@ def _scrub(error: httpx.RequestError, request: httpx.Request) -> None:
     if shown != message:
         error.args = (shown,)
         error.__cause__ = error.__context__ = None
-        error.__suppress_context__ = True
     error.request = redacted_request(error.request)
 
 
@@ -189,7 +188,7 @@ def _read(response: httpx.Response, limit: int) -> None:
     outgrows `limit` bytes, without holding more."""
     if _announced_too_large(response, limit):
         raise _too_large(response, limit)
-    if "content-encoding" in response.headers:
+    if "content-encoding" in response.headers:  # pragma: no mutate
         response.stream = _Pieces(response.stream)  # type: ignore[arg-type]
     chunks: list[bytes] = []
     size = 0
@@ -205,7 +204,7 @@ async def _aread(response: httpx.Response, limit: int) -> None:
     """The async twin of `_read`."""
     if _announced_too_large(response, limit):
         raise _too_large(response, limit)
-    if "content-encoding" in response.headers:
+    if "content-encoding" in response.headers:  # pragma: no mutate
         response.stream = _AsyncPieces(response.stream)  # type: ignore[arg-type]
     chunks: list[bytes] = []
     size = 0

@@ -463,23 +463,23 @@ BAD_ITEMS = [
     ('{"time_bucket": {}, "cost": "1"}', "'time_bucket' must be a date-time string, got an object"),
     (
         '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": "3"}',
-        "'count' must be a whole",
+        "'count' must be a whole number, 0 or more, got '3'",
     ),
     (
         '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": -1}',
-        "'count' must be a whole",
+        "'count' must be a whole number, 0 or more, got a number",
     ),
     (
         '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": 1.0}',
-        "'count' must be a whole",
+        "'count' must be a whole number, 0 or more, got a number",
     ),
     (
         '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": true}',
-        "'count' must be a whole",
+        "'count' must be a whole number, 0 or more, got a boolean",
     ),
     (
         '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "count": null}',
-        "'count' must be a whole",
+        "'count' must be a whole number, 0 or more, got null",
     ),
     ("[]", "expected an object, got an array"),
     ('"item"', "expected an object, got 'item'"),

@@ -378,6 +378,24 @@ def test_an_error_answer_too_large_is_not_retried_either(mode: str) -> None:
     assert str(raised.value).endswith("allows larger answers (request id req-1)")
 
 
+def test_a_key_echoed_by_an_answer_too_large_never_reaches_the_error(mode: str) -> None:
+    """An answer over the limit whose headers quote the key: the error's headers, its raw
+    response, repr and traceback read `<redacted>`."""
+    key = KEYS["slash-plus"]
+    headers = {**TEXT, "X-Request-Id": key, "X-Seen": key}
+    with (
+        answering(lambda _: (200, headers, bytes(LIMIT + 1))) as (url, _),
+        pytest.raises(errors.ResponseTooLargeError) as raised,
+    ):
+        call(mode, api_key=key, server_url=url, retry_config=None, max_response_bytes=LIMIT)
+    error = raised.value
+    shown = [str(error), repr(error), repr(error.headers), repr(error.raw_response.headers)]
+    shown += [repr(vars(error)), "".join(traceback.format_exception(error))]
+    for text in shown:
+        assert MARK not in text, text
+    assert error.headers["x-seen"] == "<redacted>"
+
+
 def test_the_default_limit_is_256_mib(mode: str) -> None:
     """An answer that announces one byte over 256 MiB is refused before any of it is read
     (the server sends none of it)."""

@@ -126,7 +126,12 @@ BAD_ARGUMENTS = [
     ({"from_date": "not-a-date"}, "from_date", "ISO 8601"),
     ({"to_date": 1700000000}, "to_date", "datetime"),
     # every item carries `count`, and the API refuses it as a field
-    ({"fields": ["total_tokens", "count"]}, "fields", "every item carries it already"),
+    (
+        {"fields": ["total_tokens", "count"]},
+        "fields",
+        "fields must not include 'count': every item carries it already (item.count), and the "
+        "API refuses it as a field",
+    ),
 ]
 
 
