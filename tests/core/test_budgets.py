@@ -33,7 +33,7 @@ from opperai_usage._deadline import (
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support import API_KEY
 from tests.support.calls import Usage, timed
-from tests.support.net import open_connections
+from tests.support.net import Passing, open_connections
 from tests.support.servers import LocalServer, answer_empty_list, serving
 
 #: A body the client would accept ("[]" and spaces), sent a byte at a time.
@@ -432,19 +432,9 @@ def test_a_transport_of_your_own_connects_within_the_budget_too() -> None:
     see into): its connect still ends at the attempt's budget, from the timeouts the request
     carries, not at the kernel's retransmissions (1 s, then 3 s...)."""
 
-    class Wrapping(httpx.BaseTransport):
-        def __init__(self) -> None:
-            self.inner = httpx.HTTPTransport()
-
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            return self.inner.handle_request(request)
-
-        def close(self) -> None:
-            self.inner.close()
-
     with (
         never_accepting() as url,
-        httpx.Client(transport=Wrapping(), timeout=None) as client,  # noqa: S113 - the budget
+        httpx.Client(transport=Passing(), timeout=None) as client,  # noqa: S113 - the budget
         Opper(http_bearer=API_KEY, server_url=url, client=client, retry_config=None) as opper,
     ):
         elapsed, error = timed(lambda: opper.analytics.get_usage(timeout_ms=250))

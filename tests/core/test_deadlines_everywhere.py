@@ -24,6 +24,7 @@ from opperai_usage import Opper
 from tests.support import API_KEY
 from tests.support.calls import timed
 from tests.support.command_line import run
+from tests.support.net import AsyncPassing, Passing
 
 BUDGET_EXCEEDED = "no complete answer within the attempt's time budget of {:.3f}s"
 QUICK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
@@ -127,30 +128,6 @@ def paced(pacing: Pacing, family: str = "tcp") -> Iterator[tuple[str, PacedServe
                 thread.join(timeout=10)
             if folder is not None:
                 folder.cleanup()
-
-
-class Passing(httpx.BaseTransport):
-    """A transport of your own (logging, say) around httpx's: Opper cannot see inside it."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class AsyncPassing(httpx.AsyncBaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def one_call(mode: str, client: str, url: str, timeout_ms: int) -> None:

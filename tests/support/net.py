@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import httpx
 import psutil
 
 
@@ -38,3 +39,29 @@ def error_chain(error: BaseException) -> list[BaseException]:
         found.append(seen)
         seen = seen.__cause__ or seen.__context__
     return found
+
+
+class Passing(httpx.BaseTransport):
+    """A transport of your own (logging, say) around httpx's: Opper cannot see inside it."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncPassing(httpx.AsyncBaseTransport):
+    """`Passing` for async clients."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
