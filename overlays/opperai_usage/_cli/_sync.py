@@ -141,7 +141,7 @@ def _db(args: argparse.Namespace) -> Path:
     return db
 
 
-def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
+def _destination(args: argparse.Namespace, db: Path) -> tuple[Any, str, Path, str]:
     """The dlt destination, the pipeline's name, its working folders' folder, and where the
     rows go, in words."""
     import dlt
@@ -156,7 +156,6 @@ def _destination(args: argparse.Namespace) -> tuple[Any, str, Path, str]:
             Path(get_dlt_pipelines_dir()),
             f"{args.dataset}.{args.table} in {name}",
         )
-    db = _db(args)
     where = f"{args.dataset}.{args.table} in {db}"
     return dlt.destinations.duckdb(str(db)), "opper_usage", db.parent / f".{db.name}.dlt", where
 
@@ -182,7 +181,7 @@ def run_sync(args: argparse.Namespace) -> int:
 
     if not any(os.environ.get(name, "").strip() for name in _credentials.ENV_VARIABLES):
         raise UsageError(f"no API key: set {_credentials.ENV_VARIABLES[0]}")
-    _db(args)  # bad usage is refused before dlt is imported
+    db = _db(args)  # bad usage is refused before dlt is imported
     with Opper(server_url=args.server_url) as opper:
         check_sync_query(opper, args.granularity, args.group_by, args.fields,
                          DEFAULT_WINDOW, DEFAULT_CONCURRENCY)  # fmt: skip
@@ -200,7 +199,7 @@ def run_sync(args: argparse.Namespace) -> int:
     started = time.monotonic()
     until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     timeout_ms = max(1, round(args.timeout * 1000)) if args.timeout else None
-    destination, name, folder, where = _destination(args)
+    destination, name, folder, where = _destination(args, db)
     files = args.destination == "filesystem"  # a Delta table: Parquet files that can be merged
     if files and importlib.util.find_spec("deltalake") is None:
         raise UsageError("--destination filesystem writes a Delta table: pip install deltalake")
