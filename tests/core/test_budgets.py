@@ -79,8 +79,10 @@ def test_a_retry_gets_what_is_left_of_max_elapsed_time(local: LocalServer, usage
     config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 1_000), True, max_retries=5)
     elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=800, retry_config=config))
     assert type(error) is httpx.ReadTimeout
-    assert 0.98 <= elapsed < 1.4, elapsed
-    assert local.stats()["requests"] == 2
+    assert 0.98 <= elapsed < 1.4, elapsed  # past the first attempt's 0.8 s: a retry ran
+    # Its 0.2 s may end before its request reaches the server on a loaded machine (seen in
+    # .ci/run): the server counts the first attempt, and the second when it got there.
+    assert local.stats()["requests"] in (1, 2)
 
 
 def test_a_retry_the_call_budget_ends_leaves_the_answer_before_it(
