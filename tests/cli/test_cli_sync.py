@@ -194,7 +194,7 @@ def test_a_destination_failure_exits_1_on_one_line(local: LocalServer, tmp_path:
 
 def test_a_second_run_at_once_fails_and_harms_nothing(local: LocalServer, tmp_path: Path) -> None:
     start = since()
-    local.script({"delay_ms": 10_000})  # the first run holds its lock meanwhile
+    local.script({"delay_ms": 30_000})  # the first run holds its lock until the reset below
     first = started(local, tmp_path, "--since", start.isoformat(), "--format", "json")
     wait_for(local.requests, "the first run's request")
     second = sync(local, tmp_path)
@@ -204,6 +204,7 @@ def test_a_second_run_at_once_fails_and_harms_nothing(local: LocalServer, tmp_pa
         f"{tmp_path / 'opper_usage.duckdb'}; nothing was done\n"
     )
     assert len(local.requests()) == 1
+    local.reset()  # the first run's answer comes now
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     matches_one_call(local, tmp_path, start, json.loads(out)["to"])

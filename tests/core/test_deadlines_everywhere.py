@@ -182,24 +182,24 @@ def test_headers_dribbled_end_at_the_budget(mode: str, client: str) -> None:
     assert 0.29 <= elapsed < 0.8, elapsed
 
 
-#: Headers over 0.4 s (twenty pieces), then a byte of body each 0.1 s.
-HEADERS_THEN_BODY = Pacing(head_pieces=20, head_gap=0.02, body_gap=0.1)
+#: Headers over 0.45 s (fifteen pieces), then a byte of body each 0.1 s.
+HEADERS_THEN_BODY = Pacing(head_pieces=15, head_gap=0.03, body_gap=0.1)
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("client", ["ours", "yours", "your-transport"])
 def test_one_budget_covers_the_headers_and_the_body(mode: str, client: str) -> None:
-    """Headers that take 0.4 s, then a body dribbled: the 500 ms budget runs from the start of
-    the attempt, so it ends at 0.5 s (0.6 s, where only each chunk of the body can be
-    checked: a transport of yours), not at 0.9 s, as a budget counted again from the headers
-    would. The bound, 0.8 s, leaves 0.2 s for a loaded machine (0.51 s was seen against the
-    0.5 s bound of a 0.35 s budget)."""
+    """Headers that take 0.45 s, then a body dribbled: the 500 ms budget runs from the start
+    of the attempt, so it ends at 0.5 s (0.6 s, where only each chunk of the body can be
+    checked: a transport of yours), not at 0.95 s, as a budget counted again from the headers
+    would. The bound, 0.9 s, leaves 0.3 s for a loaded machine (a bound of 0.8 s failed
+    once, with four workers on two cores)."""
     with paced(HEADERS_THEN_BODY) as (url, _):
         elapsed, error = timed(lambda: one_call(mode, client, url, 500))
     assert type(error) is httpx.ReadTimeout, repr(error)
     assert str(error).startswith(BUDGET_EXCEEDED.format(0.5))
     assert error.request.url.path.endswith("/analytics/usage")  # says which request it ended
-    assert 0.49 <= elapsed < 0.8, elapsed
+    assert 0.49 <= elapsed < 0.9, elapsed
 
 
 @pytest.fixture(params=["sync", "async"])

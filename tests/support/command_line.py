@@ -3,15 +3,20 @@ read as bytes (CSV line ends and encodings are part of what is tested)."""
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import json
 import os
 import pty
 import select
+import selectors
 import shlex
 import shutil
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 from dataclasses import dataclass
@@ -58,17 +63,122 @@ def run(
     command: list[str] | None = None,
     cwd: Path = ROOT,
 ) -> Result:
-    """`python -m opperai_usage ARGS` (or `command`), to completion, within TIMEOUT_S."""
+    """`python -m opperai_usage ARGS` (or `command`), to completion, within TIMEOUT_S.
+
+    `python -m opperai_usage` is forked from a warm interpreter (`forkserver`) when the run's
+    start-up variables are this process's; the console script always starts afresh."""
+    env = environment() if env is None else env
+    if command is None and _startup(env) == _startup(os.environ):
+        server = _fork_server()
+        if server is not None:
+            return server.run(list(args), env, cwd)
     done = subprocess.run(
         [*(command or MODULE), *args],
         capture_output=True,
-        env=environment() if env is None else env,
+        env=env,
         cwd=cwd,
         timeout=TIMEOUT_S,
         stdin=subprocess.DEVNULL,
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+#: What a fresh interpreter reads from the environment as it starts (encodings, buffering,
+#: `sys.path`, the time zone): a run that sets any of these differently starts afresh.
+STARTUP = ("PYTHON", "LC_", "LANG", "TZ")
+
+
+def _startup(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    return {name: value for name, value in env.items() if name.startswith(STARTUP)}
+
+
+class ForkServer:
+    """This test process's `forkserver`, started on first use and ended with the process."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="opper-forkserver-")
+        self.path = os.path.join(self.folder, "socket")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.forkserver", self.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=ROOT, env=environment(key=None),
+        )  # fmt: skip
+        atexit.register(self.close)
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], TIMEOUT_S)
+        if not ready or self.process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the fork server did not start")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # the server's signal to end
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def run(self, args: list[str], env: dict[str, str], cwd: Path) -> Result:
+        """One run in a child of the server: its output and status, within TIMEOUT_S."""
+        deadline = time.monotonic() + TIMEOUT_S
+        body = json.dumps({"argv": args, "env": env, "cwd": str(cwd)}).encode()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(TIMEOUT_S)
+            connection.connect(self.path)
+            try:
+                header = struct.pack("!Q", len(body))
+                socket.send_fds(connection, [header], [stdin, out_write, err_write])
+                connection.sendall(body)
+            finally:
+                for fd in (stdin, out_write, err_write):
+                    os.close(fd)
+            answers = connection.makefile("rb")
+            pid = int(answers.readline())
+            try:
+                streams = _drain({out_read: bytearray(), err_read: bytearray()}, deadline)
+            except TimeoutError:
+                os.kill(pid, 9)
+                raise subprocess.TimeoutExpired(["opper-usage", *args], TIMEOUT_S) from None
+            connection.settimeout(max(deadline - time.monotonic(), 0.1))
+            status = int(answers.readline())
+        return Result(status, bytes(streams[out_read]), bytes(streams[err_read]))
+
+
+def _drain(streams: dict[int, bytearray], deadline: float) -> dict[int, bytearray]:
+    """Read every pipe in `streams` to its end (and close it); TimeoutError past `deadline`."""
+    with selectors.DefaultSelector() as watch:
+        for fd in streams:
+            watch.register(fd, selectors.EVENT_READ)
+        try:
+            while watch.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                for key, _ in watch.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        streams[key.fd] += chunk
+                    else:
+                        watch.unregister(key.fd)
+        finally:
+            for fd in streams:
+                os.close(fd)
+    return streams
+
+
+_servers: list[ForkServer | None] = []
+
+
+def _fork_server() -> ForkServer | None:
+    """The server, started once; None where it cannot run (no `os.pidfd_open`)."""
+    if not _servers:
+        _servers.append(ForkServer() if hasattr(os, "pidfd_open") else None)
+    return _servers[0]
 
 
 def run_in_terminal(args: list[str], terminal: str, columns: int = 200) -> tuple[int, bytes, bytes]:

@@ -409,6 +409,25 @@ def test_scripted_delay_and_dribble(client: httpx.Client) -> None:
     items(client.get(USAGE))  # the server survived the client that gave up
 
 
+def test_a_reset_ends_the_delays_under_way(client: httpx.Client, server: Kit) -> None:
+    """A test that has seen the request it waited for resets, instead of waiting out a delay
+    long enough to be safe; the held request then gets its answer."""
+    script(client, {"delay_ms": 30_000})
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=server.url, headers=client.headers, timeout=20) as other:
+        held = threading.Thread(target=lambda: answers.append(other.get(USAGE, params=WIDE)))
+        started = time.monotonic()
+        held.start()
+        while client.get("/_control/stats").json()["requests"] < 1:
+            assert time.monotonic() - started < 10, "the request did not arrive"
+            time.sleep(0.005)  # poll
+        assert not answers, "the delay did not hold the answer"
+        client.post("/_control/reset").raise_for_status()
+        held.join(timeout=10)
+    assert time.monotonic() - started < 10
+    assert len(items(answers[0])) > 0
+
+
 def test_scripted_synthetic_items(client: httpx.Client) -> None:
     script(client, {"items": 25})
     rows = items(client.get(USAGE, params={"granularity": "week"}))  # parameters are ignored

@@ -235,7 +235,9 @@ class UsageHandler(BaseHTTPRequestHandler):
         if not is_usage:
             self._not_found(path)
             return
-        if answer.delay and self.context.stopping.wait(answer.delay):
+        if answer.delay:
+            self.context.state.hold(answer.delay, self.context.stopping)
+        if self.context.stopping.is_set():
             answer = Scripted(drop=True)  # the server is closing: do not keep it waiting
         if answer.drop:
             self._drop()

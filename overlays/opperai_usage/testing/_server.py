@@ -164,6 +164,7 @@ class UsageServer:
         Closing twice is harmless."""
         listening, already = self._listening, self._context.stopping.is_set()
         self._context.stopping.set()
+        self._context.state.wake()  # delays end now
         if listening is None or already:
             return
         listening.wake_writer.send(b"x")

@@ -128,14 +128,35 @@ class State:
         self._recorded_bytes = 0
         self._requests = 0
         self._connections = 0
+        self._resets = 0
 
     def reset(self) -> None:
-        """Forget the queued answers, the recorded requests and the counts."""
+        """Forget the queued answers, the recorded requests and the counts, and end the
+        delays of the answers waiting (`hold`)."""
         with self._changed:
             self._queue.clear()
             self._records.clear()
             self._recorded_bytes = 0
             self._requests = self._connections = 0
+            self._resets += 1
+            self._changed.notify_all()
+
+    def wake(self) -> None:
+        """Have every `hold` look at its `stopping` event again (the server sets it)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def hold(self, seconds: float, stopping: threading.Event) -> None:
+        """A scripted delay: `seconds`, or less if a reset comes or `stopping` is set first
+        (so a test that has seen what it waited for need not wait the delay out)."""
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            resets = self._resets
+            while self._resets == resets and not stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
 
     def enqueue(self, answers: Iterable[Scripted]) -> int:
         """Queue answers after those already queued; return how many are queued now."""
