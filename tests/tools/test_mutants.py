@@ -43,7 +43,8 @@ def test_the_core_is_mutated_and_nothing_else(staged: Path) -> None:
 def test_the_tests_are_those_of_tests_core(staged: Path) -> None:
     settings = mutants.config(staged)
     assert settings["pytest_add_cli_args_test_selection"] == ["tests/core"]
-    assert "not prism" in settings["pytest_add_cli_args"][3]
+    args = settings["pytest_add_cli_args"]
+    assert "not prism" in args[args.index("-m") + 1]
 
 
 def test_the_staged_copy_is_laid_out_as_mutmut_expects(staged: Path) -> None:
@@ -74,6 +75,7 @@ LISTING = """\
     opperai_usage._retries.xǁRetryPolicyǁ__init____mutmut_3: survived
     opperai_usage._retries.xǁRetryPolicyǁ__init____mutmut_9: timeout
     opperai_usage._deadline.xǁDeadlineBackendǁsleep__mutmut_1: no tests
+    opperai_usage._deadline.xǁDeadlineBackendǁsleep__mutmut_2: caught by type check
     opperai_usage._client.x_f__mutmut_1: not checked
 """
 
@@ -85,6 +87,7 @@ def test_the_results_are_read_per_mutant() -> None:
         "opperai_usage._retries.xǁRetryPolicyǁ__init____mutmut_3": "survived",
         "opperai_usage._retries.xǁRetryPolicyǁ__init____mutmut_9": "timeout",
         "opperai_usage._deadline.xǁDeadlineBackendǁsleep__mutmut_1": "no tests",
+        "opperai_usage._deadline.xǁDeadlineBackendǁsleep__mutmut_2": "caught by type check",
         "opperai_usage._client.x_f__mutmut_1": "not checked",
     }
 
@@ -104,13 +107,15 @@ def test_the_report_gives_the_score_and_the_unexplained_survivors() -> None:
     found = mutants.statuses(LISTING)
     known = {"opperai_usage._retries.x_retry_after_seconds__mutmut_4"}
     lines = mutants.report(found, known, minutes=3.4)
-    assert lines[0].split() == ["module", "mutants", "killed", "survived", "other"]
-    assert lines[1].split() == ["_deadline", "1", "0", "0", "1"]
-    assert lines[2].split() == ["_retries", "4", "2", "2", "0"]
+    assert lines[0].split() == ["module", "mutants", "mypy", "tests", "survived", "other"]
+    assert lines[1].split() == ["_deadline", "2", "1", "0", "0", "1"]
+    assert lines[2].split() == ["_retries", "4", "0", "2", "2", "0"]
     assert "_client" not in "\n".join(lines)  # not checked: not part of this run
-    # killed and timeouts count; "not checked" is not tried; "no tests" is tried, not killed
+    # mypy's rejections, kills and timeouts count; "not checked" is not tried; "no tests" is
+    # tried, not killed; the tests' share leaves out what mypy rejected
     assert lines[3] == (
-        "2 of 5 mutants killed (40.0 %) in 3 min; 1 survivors explained in tests/MUTANTS.md, 2 not"
+        "3 of 6 mutants killed (50.0 %) in 3 min: 1 by mypy, 2 by the tests (40.0 % of the 5 "
+        "mypy let through); 1 survivors explained in tests/MUTANTS.md, 2 not"
     )
     assert lines[4:] == [
         "  not explained: opperai_usage._deadline.xǁDeadlineBackendǁsleep__mutmut_1 (no tests; "
