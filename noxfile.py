@@ -188,6 +188,8 @@ def tests(session: nox.Session) -> None:
         "OFFICIAL_SDK": group("official-sdk")[0],
         "CHROMIUM_BIN": _chromium(session),
     }
+    if session.python == PYTHONS[0]:  # the oldest: every command in a fresh interpreter
+        env["OPPER_USAGE_TESTS_FRESH"] = "1"
     session.run("python", "-m", "pytest", "-n", "4", "--dist", "loadgroup", "-m",
                 "not load and not coexistence and not postgres", *session.posargs,
                 env=env)  # fmt: skip

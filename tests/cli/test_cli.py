@@ -22,7 +22,14 @@ import pytest
 from opperai_usage._query import build_query
 from tests.support import API_KEY, ROOT
 from tests.support.calls import ITEMS
-from tests.support.command_line import MODULE, SCRIPT, environment, run, run_in_terminal
+from tests.support.command_line import (
+    MODULE,
+    SCRIPT,
+    environment,
+    fork_server,
+    run,
+    run_in_terminal,
+)
 from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
 
@@ -157,6 +164,27 @@ def test_console_script_and_module_print_the_same(local: LocalServer) -> None:
     assert by_script.code == by_module.code == 0
     assert by_script.stdout == by_module.stdout
     assert "gpt-4o" in by_script.out
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["--format", "csv"], 0),  # success: every byte of stdout
+        (["--granularity", "fortnight"], 2),  # bad usage: argparse's message
+        (["--format", "json", "-o", "/dev/full"], 1),  # a failure, on one line
+    ],
+    ids=["csv", "usage", "failure"],
+)
+def test_a_forked_run_is_a_fresh_run(local: LocalServer, args: list[str], status: int) -> None:
+    """The tests fork most runs from a warm interpreter (tests/support/forkserver.py): what a
+    run prints and its status must be those of `python -m opperai_usage` started afresh."""
+    local.script({"json": ITEMS}, {"json": ITEMS})
+    server = fork_server()
+    assert server is not None, "no os.pidfd_open here: every run starts afresh"
+    forked = server.run(["--server-url", local.url, *QUERY, *args], environment(), ROOT)
+    fresh = run("--server-url", local.url, *QUERY, *args, command=MODULE)
+    assert (forked.code, forked.stdout, forked.stderr) == (fresh.code, fresh.stdout, fresh.stderr)
+    assert forked.code == status, forked.err
 
 
 def test_output_file_is_written_whole_and_stdout_stays_empty(

@@ -66,10 +66,12 @@ def run(
     """`python -m opperai_usage ARGS` (or `command`), to completion, within TIMEOUT_S.
 
     `python -m opperai_usage` is forked from a warm interpreter (`forkserver`) when the run's
-    start-up variables are this process's; the console script always starts afresh."""
+    start-up variables are this process's and OPPER_USAGE_TESTS_FRESH is not 1 (`nox -s
+    tests` sets it on the oldest Python); the console script always starts afresh."""
     env = environment() if env is None else env
-    if command is None and _startup(env) == _startup(os.environ):
-        server = _fork_server()
+    fresh = os.environ.get("OPPER_USAGE_TESTS_FRESH") == "1"
+    if command is None and not fresh and _startup(env) == _startup(os.environ):
+        server = fork_server()
         if server is not None:
             return server.run(list(args), env, cwd)
     done = subprocess.run(
@@ -174,7 +176,7 @@ def _drain(streams: dict[int, bytearray], deadline: float) -> dict[int, bytearra
 _servers: list[ForkServer | None] = []
 
 
-def _fork_server() -> ForkServer | None:
+def fork_server() -> ForkServer | None:
     """The server, started once; None where it cannot run (no `os.pidfd_open`)."""
     if not _servers:
         _servers.append(ForkServer() if hasattr(os, "pidfd_open") else None)
