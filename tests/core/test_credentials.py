@@ -161,6 +161,7 @@ def test_surrounding_whitespace_is_dropped(keyed: LocalServer, padded: str) -> N
     ("bad", "named"),
     [
         (KEY[:8] + "\n" + KEY[8:], "a line feed"),
+        (KEY[:8] + "\t" + KEY[8:], "a tab"),  # a header may hold one; no key does
         (KEY[:8] + "\u00a0" + KEY[8:], "NO-BREAK SPACE"),
         (KEY[:8] + "é" + KEY[8:], "LATIN SMALL LETTER E WITH ACUTE"),
         (KEY + "\x00x", "a control character"),

@@ -450,7 +450,8 @@ def test_any_number_spelling(literals: list[str]) -> None:
 
 # -- answers that do not fit: the same error, whichever path finds it
 
-VALID = '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "n": 1}'
+#: A valid item, with the smallest valid count: a bad item after it is the first misfit.
+VALID = '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "n": 1, "count": 0}'
 BAD_ITEMS = [
     ('{"cost": "1"}', "required key 'time_bucket' is missing"),
     ('{"time_bucket": "2026-11-01T00:00:00Z"}', "required key 'cost' is missing"),

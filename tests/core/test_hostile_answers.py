@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from opperai_usage import Opper, errors
+from opperai_usage import Opper, _decode, errors
 from opperai_usage._client import DEFAULT_MAX_RESPONSE_BYTES
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support.net import error_chain
@@ -211,6 +211,26 @@ def test_a_key_echoed_back_never_reaches_the_error(mode: str, case: str, key: st
     if case == "500-in-headers":
         assert str(error).endswith("(request id Bearer <redacted>)")
         assert error.headers["x-seen"] == "Bearer%20<redacted>"
+
+
+def test_a_key_that_broke_the_json_it_was_pasted_in_is_kept_out_of_the_cause(mode: str) -> None:
+    """An answer that is not JSON only because the key was pasted into it raw (its quote and
+    backslash end the string early): without the key it reads, so the cause given is the
+    first reading's own error (a position, never the text), with the key taken out."""
+    key = KEYS["quote-backslash"]
+    row = '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "echo": "Bearer %s"}'
+    body = f"[{row % key}]".encode()
+    with pytest.raises(ValueError) as first:
+        _decode.decode_items(body)
+    with (
+        answering(lambda _: (200, JSON, body)) as (url, _),
+        pytest.raises(errors.ResponseValidationError) as raised,
+    ):
+        call(mode, api_key=key, server_url=url, retry_config=None)
+    assert raised.value.raw_response.content == f"[{row % '<redacted>'}]".encode()
+    assert type(raised.value.__cause__) is _decode.SchemaMismatch
+    assert str(raised.value.__cause__) == str(first.value)
+    assert MARK not in str(first.value)
 
 
 def test_an_answer_that_quotes_no_key_is_left_as_it_is(mode: str) -> None:
@@ -408,6 +428,29 @@ def test_the_default_limit_is_256_mib(mode: str) -> None:
         call(mode, api_key=KEYS["slash-plus"], server_url=url, retry_config=None)
     assert raised.value.limit == DEFAULT_MAX_RESPONSE_BYTES
     assert "max_response_bytes (268,435,456 bytes)" in str(raised.value)
+
+
+def test_a_small_gzip_answer_is_judged_by_its_decoded_size(mode: str) -> None:
+    """`[]` gzip-compressed is 22 bytes, more than the 2 it decodes to: with
+    `max_response_bytes` at 16, the announced length of a compressed answer says nothing,
+    so it is read, and fits."""
+    body = gzip.compress(b"[]")
+    assert len(body) > 16
+    headers = {**JSON, "Content-Encoding": "gzip"}
+    with answering(lambda _: (200, headers, body)) as (url, _):
+        options = {"api_key": KEYS["slash-plus"], "server_url": url, "retry_config": None}
+        assert call(mode, max_response_bytes=16, **options) == []
+
+
+def test_the_smallest_max_response_bytes_is_one(mode: str) -> None:
+    """1 is allowed, and is the limit: `[]`, two bytes, is over it."""
+    options = {"api_key": KEYS["slash-plus"], "retry_config": None, "max_response_bytes": 1}
+    with (
+        answering(lambda _: (200, JSON, b"[]")) as (url, _),
+        pytest.raises(errors.ResponseTooLargeError) as raised,
+    ):
+        call(mode, server_url=url, **options)
+    assert raised.value.limit == 1
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "1000", 2**20 + 0.0])
