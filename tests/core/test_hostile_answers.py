@@ -220,8 +220,12 @@ def test_a_key_that_broke_the_json_it_was_pasted_in_is_kept_out_of_the_cause(mod
     key = KEYS["quote-backslash"]
     row = '{"time_bucket": "2026-11-01T00:00:00Z", "cost": "1", "echo": "Bearer %s"}'
     body = f"[{row % key}]".encode()
-    with pytest.raises(ValueError) as first:
+    try:
         _decode.decode_items(body)
+    except ValueError as error:  # JSON's error, whichever decoder read it
+        first = str(error)
+    else:
+        pytest.fail("with the key in it, the answer must not read")
     with (
         answering(lambda _: (200, JSON, body)) as (url, _),
         pytest.raises(errors.ResponseValidationError) as raised,
@@ -229,8 +233,8 @@ def test_a_key_that_broke_the_json_it_was_pasted_in_is_kept_out_of_the_cause(mod
         call(mode, api_key=key, server_url=url, retry_config=None)
     assert raised.value.raw_response.content == f"[{row % '<redacted>'}]".encode()
     assert type(raised.value.__cause__) is _decode.SchemaMismatch
-    assert str(raised.value.__cause__) == str(first.value)
-    assert MARK not in str(first.value)
+    assert str(raised.value.__cause__) == first
+    assert MARK not in first
 
 
 def test_an_answer_that_quotes_no_key_is_left_as_it_is(mode: str) -> None:
