@@ -72,14 +72,17 @@ def test_max_elapsed_time_bounds_the_first_attempt_too(local: LocalServer, usage
 
 
 def test_a_retry_gets_what_is_left_of_max_elapsed_time(local: LocalServer, usage: Usage) -> None:
-    """timeout_ms=800 and max_elapsed_time=1000: the first attempt times out at 0.8 s, the
-    retry gets the 0.2 s left (not another whole 0.8 s), and the call ends at 1.0 s, well
-    before 1.6 s (the bound, 1.4 s, leaves room for a loaded machine)."""
+    """timeout_ms=1500 and max_elapsed_time=1700: the first attempt times out at 1.5 s, the
+    retry gets the 0.2 s left (not another whole 1.5 s), and the call ends at 1.7 s, well
+    before 3.0 s. The bound, 2.6 s, leaves 0.9 s for a loaded machine (with 0.8 s and 1.0 s,
+    a bound of 1.4 s failed once at 1.61 s in .ci/run)."""
     local.script({"delay_ms": 5_000}, {"delay_ms": 5_000})
-    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 1_000), True, max_retries=5)
-    elapsed, error = timed(lambda: usage(server_url=local.url, timeout_ms=800, retry_config=config))
+    config = RetryConfig("backoff", BackoffStrategy(10, 10, 1.0, 1_700), True, max_retries=5)
+    elapsed, error = timed(
+        lambda: usage(server_url=local.url, timeout_ms=1_500, retry_config=config)
+    )
     assert type(error) is httpx.ReadTimeout
-    assert 0.98 <= elapsed < 1.4, elapsed  # past the first attempt's 0.8 s: a retry ran
+    assert 1.68 <= elapsed < 2.6, elapsed  # past the first attempt's 1.5 s: a retry ran
     # Its 0.2 s may end before its request reaches the server on a loaded machine (seen in
     # .ci/run): the server counts the first attempt, and the second when it got there.
     assert local.stats()["requests"] in (1, 2)
