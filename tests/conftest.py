@@ -52,6 +52,16 @@ def pytest_runtest_teardown() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fails the grouped tests of a run whose `--dist loadgroup` does not group: each group
+    exists so that its costly fixture (Chromium, Prism, the official SDK's runs, a sync's
+    imports) is made once, and with pytest 9.2, which xdist 3.8 does not yet know, grouping is
+    silently lost (pytest-xdist#1386; pyproject.toml pins pytest below it)."""
+    grouped = getattr(item.config.option, "loadgroup", False)  # set on xdist's workers
+    if grouped and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail("--dist loadgroup did not group this test: see pytest-xdist#1386")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `nox -s mutants` (tests/MUTANTS.md) only: the quickest tests first, as timed by
     mutmut's first run, so that a mutant a quick test catches is caught in seconds (mutmut
