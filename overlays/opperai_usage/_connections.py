@@ -122,6 +122,22 @@ async def _close_with_the_loop(
             await connections.client.aclose()
 
 
+_TLS_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (certifi's CAs, or those SSL_CERT_FILE or SSL_CERT_DIR
+    name), made once per process for each value of those two and shared by every `Opper`:
+    loading the CAs costs about 20 ms of CPU, and a program may make an `Opper` per job."""
+    where = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _TLS_LOCK:
+        context = _TLS_CONTEXTS.get(where)
+        if context is None:
+            context = _TLS_CONTEXTS[where] = httpx.create_ssl_context(trust_env=True)
+    return context
+
+
 class Connections:
     """The httpx clients of one `Opper`: made on first use, per process and per event loop."""
 
@@ -134,16 +150,7 @@ class Connections:
         self._client = client
         self._loops: dict[object, LoopConnections] = {}
         self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
         _LIVE.add(self)
-
-    def _tls_context(self) -> ssl.SSLContext:
-        """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made
-        once and shared by every client made here: making them costs milliseconds, and a
-        program may run a new event loop per job."""
-        if self._tls is None:  # pragma: no mutate
-            self._tls = httpx.create_ssl_context(trust_env=True)  # pragma: no mutate
-        return self._tls
 
     def sync_client(self) -> httpx.Client:
         """This process's sync client, made on its first call (once, whichever thread asks)."""
@@ -151,7 +158,7 @@ class Connections:
             if self._client is None:
                 from ._deadline import transport_with_deadlines
 
-                tls = self._tls_context()  # pragma: no mutate
+                tls = default_tls_context()  # pragma: no mutate
                 transport = transport_with_deadlines(tls)  # pragma: no mutate
                 self._client = httpx.Client(
                     follow_redirects=True,
@@ -176,7 +183,7 @@ class Connections:
         given = self._given_async_client
         client = given or httpx.AsyncClient(
             follow_redirects=True,
-            verify=self._tls_context(),  # pragma: no mutate
+            verify=default_tls_context(),  # pragma: no mutate
             limits=_ASYNC_LIMITS,
         )
         connections = LoopConnections(client, given is None, anyio.Semaphore(ASYNC_CONCURRENCY))

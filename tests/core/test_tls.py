@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,10 +85,49 @@ def test_a_refused_connection_is_still_retried(mode: str) -> None:
     assert not any(isinstance(link, ssl.SSLError) for link in error_chain(raised.value))
 
 
-def test_ssl_cert_file_is_trusted_by_the_clients_opper_makes(
-    tls_server: TLSServer, mode: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_the_cas_ssl_cert_file_or_dir_name_are_trusted_by_the_clients_opper_makes(
+    tls_server: TLSServer,
+    mode: str,
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    """httpx's defaults, as the README says: SSL_CERT_FILE (a company's CA, say) is trusted,
-    sync and async, without a client of your own."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.certificate))
+    """httpx's defaults, as the README says: SSL_CERT_FILE or SSL_CERT_DIR (a company's CA,
+    say) is trusted, sync and async, without a client of your own, also when set after an
+    `Opper` made without it (the CAs are loaded once per process and value of the two)."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(httpx.ConnectError):
+        call(mode, server_url=tls_server.url)
+    if variable == "SSL_CERT_FILE":
+        monkeypatch.setenv(variable, str(tls_server.certificate))
+    else:  # a folder as c_rehash makes it: the certificate under its subject's hash
+        named = subprocess.run(
+            ["openssl", "x509", "-hash", "-noout", "-in", str(tls_server.certificate)],
+            check=True, capture_output=True, text=True, timeout=30,
+        ).stdout.strip()  # fmt: skip
+        (tmp_path / f"{named}.0").write_bytes(tls_server.certificate.read_bytes())
+        monkeypatch.setenv(variable, str(tmp_path))
     assert call(mode, server_url=tls_server.url) == []
+
+
+def test_the_cas_are_loaded_once_for_every_opper_in_a_process(
+    tls_server: TLSServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Loading the CAs costs about 20 ms of CPU: a program that makes an `Opper` per job, or
+    runs an event loop per job, pays it once."""
+    made: list[bool] = []
+    create = httpx.create_ssl_context
+
+    def counted(**options: Any) -> ssl.SSLContext:
+        made.append(True)
+        return create(**options)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counted)
+    certificate = tmp_path / "ca.pem"  # a name no other test used: loaded here, not before
+    certificate.write_bytes(tls_server.certificate.read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    for mode in ["sync", "async", "sync", "async"]:
+        assert call(mode, server_url=tls_server.url) == []
+    assert made == [True]

@@ -35,12 +35,14 @@ HEADER = struct.Struct("!Q")
 
 def warm_up() -> None:
     """Import what every run imports, so children start with it loaded."""
-    import httpx
-
     import opperai_usage._cli
     import opperai_usage._cli._main  # noqa: F401
+    from opperai_usage._connections import default_tls_context
+    from opperai_usage._deadline import transport_with_deadlines
 
-    httpx.HTTPTransport()  # imports httpcore's connection pool and its backends
+    # httpcore's connection pool and its backends imported, and the CAs loaded (per value of
+    # SSL_CERT_FILE and SSL_CERT_DIR: a child whose differ loads its own).
+    transport_with_deadlines(default_tls_context())
 
 
 def warm_up_sync() -> None:
