@@ -21,7 +21,7 @@ import pytest
 from opperai_usage import InsecureTransportWarning, Opper, errors
 from opperai_usage.utils import BackoffStrategy, RetryConfig
 from tests.support.calls import Usage
-from tests.support.net import closed_port_url, error_chain
+from tests.support.net import TLS, closed_port_url, error_chain
 from tests.support.servers import LocalServer, TLSServer, serving
 
 SECRET = "sk-opper-" + uuid.uuid4().hex  # distinctive: any occurrence is a leak
@@ -49,14 +49,14 @@ def call(mode: str, *, follow_redirects: bool = False, **options: Any) -> list[A
     options.setdefault("http_bearer", SECRET)
     if mode == "sync":
         with (
-            httpx.Client(follow_redirects=follow_redirects) as client,
+            httpx.Client(follow_redirects=follow_redirects, verify=TLS) as client,
             Opper(client=client, **options) as opper,
         ):
             return opper.analytics.get_usage()
 
     async def run() -> list[Any]:
         async with (
-            httpx.AsyncClient(follow_redirects=follow_redirects) as client,
+            httpx.AsyncClient(follow_redirects=follow_redirects, verify=TLS) as client,
             Opper(async_client=client, **options) as opper,
         ):
             return await opper.analytics.get_usage_async()

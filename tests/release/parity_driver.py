@@ -77,13 +77,16 @@ def as_dict(item: Any) -> dict[str, Any]:
 def run(server: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     base = server.removesuffix("/v2")
     results = []
-    with Opper(http_bearer="parity-key", server_url=server, retry_config=None) as opper:
+    with (
+        httpx.Client(base_url=f"{base}/_control") as control,  # one, not one per request
+        Opper(http_bearer="parity-key", server_url=server, retry_config=None) as opper,
+    ):
         for case in cases:
-            httpx.post(f"{base}/_control/reset").raise_for_status()
-            httpx.post(f"{base}/_control/script", json=case.get("script", [])).raise_for_status()
+            control.post("/reset").raise_for_status()
+            control.post("/script", json=case.get("script", [])).raise_for_status()
             arguments = {name: decode(value) for name, value in case["args"].items()}
             result = outcome(lambda: opper.analytics.get_usage(**arguments))  # noqa: B023
-            recorded = httpx.get(f"{base}/_control/requests").json()
+            recorded = control.get("/requests").json()
             result["query"] = recorded[0]["raw_query"] if recorded else None
             result["attempts"] = len(recorded)
             results.append(result)

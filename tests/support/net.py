@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import psutil
 
+#: The CAs the tests' own httpx clients trust, loaded once per process: each client would load
+#: them itself (about 20 ms of CPU), and the suite makes hundreds.
+TLS = httpx.create_ssl_context()
+
 
 def free_port() -> int:
     """A loopback port nothing listens on (once this returns)."""

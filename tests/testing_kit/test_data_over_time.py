@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from opperai_usage import Opper
 from opperai_usage.testing import UsageServer
 from tests.support import API_KEY
+from tests.support.net import TLS
 
 UTC = timezone.utc
 USAGE = "/v2/analytics/usage"
@@ -36,7 +37,7 @@ def iso(moment: datetime) -> str:
 
 def usage(server: UsageServer, **params: Any) -> list[dict[str, Any]]:
     """One answer of the server, as JSON; it must be a 200."""
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+    with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
         answer = http.get(USAGE, params=params, headers={"Authorization": "Bearer test"})
     assert answer.status_code == 200, answer.text
     items: list[dict[str, Any]] = answer.json()

@@ -28,6 +28,7 @@ import pytest
 from opperai_usage.testing import UsageServer, _aggregate, _state
 from opperai_usage.testing._handler import MAX_BODY
 from opperai_usage.testing._state import MAX_HEADER_VALUE, MAX_RECORDED_BYTES
+from tests.support.net import TLS
 from tests.support.servers import Kit, LocalServer, start_kit
 
 UTC = timezone.utc
@@ -155,7 +156,9 @@ def test_a_body_the_kit_will_not_read_is_refused_and_the_connection_closed(
     answer = exchange(kit.port, sent, closes=True)
     assert (answer.status, answer.headers["connection"]) == (status, "close")
     assert json.loads(answer.body)["error"].startswith(error)
-    assert httpx.get(f"{kit.url}/_control/stats", timeout=5).status_code == 200  # still serving
+    assert (
+        httpx.get(f"{kit.url}/_control/stats", timeout=5, verify=TLS).status_code == 200
+    )  # still serving
 
 
 def test_a_body_of_the_limit_is_read(kit: Kit) -> None:
@@ -316,13 +319,13 @@ def page_requests(port: int) -> dict[str, bytes]:
 def test_control_refuses_what_a_web_page_can_send(kit: Kit, case: str) -> None:
     local = LocalServer(kit.url)
     local.reset()
-    httpx.get(f"{kit.url}{USAGE}?secret=marker-123", headers=AUTH, timeout=5)
+    httpx.get(f"{kit.url}{USAGE}?secret=marker-123", headers=AUTH, timeout=5, verify=TLS)
     answer = exchange(kit.port, page_requests(kit.port)[case])
     assert answer.status in (403, 415)
     assert answer.headers["content-type"] == "application/json"
     assert b"marker-123" not in answer.body
     assert [record["raw_query"] for record in local.requests()] == ["secret=marker-123"]
-    assert httpx.get(f"{kit.url}{USAGE}", headers=AUTH, timeout=5).status_code == 200
+    assert httpx.get(f"{kit.url}{USAGE}", headers=AUTH, timeout=5, verify=TLS).status_code == 200
     assert local.stats()["requests"] == 2  # nothing was queued, nothing reset
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from opperai_usage.testing import UsageServer
+from tests.support.net import TLS
 from tests.support.servers import Kit, LocalServer, start_kit
 
 UTC = timezone.utc
@@ -36,7 +37,7 @@ RECENT = {
 
 
 def usage(base_url: str, **params: Any) -> list[dict[str, Any]]:
-    with httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as http:
+    with httpx.Client(base_url=base_url, headers=AUTH, timeout=30, verify=TLS) as http:
         answer = http.get(USAGE, params=params)
     assert answer.status_code == 200, answer.text
     items: list[dict[str, Any]] = answer.json()

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from opperai_usage.testing import UsageServer, _state
+from tests.support.net import TLS
 from tests.support.servers import Kit, start_kit
 
 UTC = timezone.utc
@@ -64,7 +65,7 @@ def server() -> Iterator[Kit]:
 def client(server: Kit) -> Iterator[httpx.Client]:
     """An authorised client on a freshly reset server."""
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=5) as http:
+    with httpx.Client(base_url=server.url, headers=headers, timeout=5, verify=TLS) as http:
         http.post("/_control/reset").raise_for_status()
         yield http
 
