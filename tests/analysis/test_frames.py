@@ -10,8 +10,6 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
-import polars as pl
 import pytest
 
 import opperai_usage
@@ -38,6 +36,8 @@ def fetch(local: LocalServer, answer: list[dict[str, Any]]) -> list[GetUsageResu
 
 
 def test_pandas_columns_and_types(local: LocalServer) -> None:
+    import pandas as pd  # imported by the tests that use it, not by every test worker
+
     frame = opperai_usage.to_pandas(fetch(local, MIXED), fields=FIELDS, group_by=GROUP_BY)
     assert list(frame.columns) == ORDER
     assert len(frame) == len(MIXED)
@@ -59,6 +59,8 @@ def test_pandas_columns_and_types(local: LocalServer) -> None:
 
 
 def test_polars_columns_and_types(local: LocalServer) -> None:
+    import polars as pl
+
     frame = opperai_usage.to_polars(fetch(local, MIXED), fields=FIELDS, group_by=GROUP_BY)
     assert frame.columns == ORDER
     assert frame.schema["time_bucket"] == pl.Datetime("us", "UTC")
@@ -77,6 +79,9 @@ def test_polars_columns_and_types(local: LocalServer) -> None:
 
 
 def test_null_fields_stay_integers_where_the_library_can(local: LocalServer) -> None:
+    import pandas as pd
+    import polars as pl
+
     answer = [{**ITEMS[0], "ratio": None}, {**ITEMS[1], "ratio": 3}]
     items = fetch(local, answer)
     frame = opperai_usage.to_pandas(items, fields=FIELDS, group_by=GROUP_BY)

@@ -1,6 +1,9 @@
 """`opperai_usage.sync.usage_source` in a dlt pipeline of the test's own, into a real DuckDB file
 (and Parquet files), against the kit as a process with a fixed `now` (data from 2027-11-22 to
-2028-01-20): the table read back equals one `get_usage` over the synced range."""
+2028-01-20): the table read back equals one `get_usage` over the synced range.
+
+dlt and `opperai_usage.sync` (which imports it) are imported by the tests that use them: every
+test worker imports this module, and dlt takes half a second of CPU."""
 
 from __future__ import annotations
 
@@ -11,14 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import dlt
 import pytest
-from dlt.pipeline.exceptions import PipelineStepFailed
 
-import opperai_usage.sync
 from opperai_usage import Opper
 from opperai_usage.errors import InvalidArgumentError
-from opperai_usage.sync import TableMismatchError, usage_source
 from tests.support import API_KEY
 from tests.support.fixed_kit import kit_at
 from tests.support.servers import LocalServer
@@ -50,6 +49,10 @@ def sync(
 ) -> Any:
     """One run into `folder`/usage.duckdb, dlt's working folder `folder`/`machine`; dlt's state
     of the table afterwards."""
+    import dlt
+
+    from opperai_usage.sync import usage_source
+
     pipeline = dlt.pipeline(
         "opper_usage",
         pipelines_dir=str(folder / machine),
@@ -161,6 +164,8 @@ def test_a_null_tag_and_the_text_untagged_are_one_row_their_sums_added(
     fixed: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
     """Also when they would straddle two batches: a batch ends where a bucket does."""
+    import opperai_usage.sync
+
     monkeypatch.setattr(opperai_usage.sync, "BATCH_ROWS", batch_rows)
     bucket = "2028-01-20T10:00:00Z"
     fixed.script(
@@ -209,6 +214,8 @@ def test_tags_of_any_json_value_are_text_and_fields_that_are_no_numbers_null(
 def test_a_cost_with_more_decimals_than_the_column_holds_fails_the_run(
     fixed: LocalServer, tmp_path: Path
 ) -> None:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
     sync(fixed, tmp_path)
     before = table_rows(TABLE, 3, tmp_path / "usage.duckdb")
     item = {"time_bucket": "2028-01-20T10:00:00Z", "cost": "0.0000000000001", "model": "m"}
@@ -227,6 +234,10 @@ def _item(data: dict[str, Any]) -> Any:
 def test_a_run_asking_for_another_set_is_refused_before_any_request(
     fixed: LocalServer, tmp_path: Path
 ) -> None:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from opperai_usage.sync import TableMismatchError
+
     sync(fixed, tmp_path)
     fixed.reset()
     with pytest.raises(PipelineStepFailed) as raised:
@@ -259,6 +270,8 @@ def test_a_run_asking_for_another_set_is_refused_before_any_request(
 def test_bad_arguments_are_refused_before_anything_runs(
     fixed: LocalServer, options: dict[str, Any], message: str
 ) -> None:
+    from opperai_usage.sync import usage_source
+
     with (
         Opper(http_bearer=API_KEY, server_url=fixed.url) as opper,
         pytest.raises(InvalidArgumentError, match=message),
@@ -278,7 +291,10 @@ def test_the_key_is_stored_nowhere(fixed: LocalServer, tmp_path: Path) -> None:
 def test_parquet_files_on_the_filesystem_destination(fixed: LocalServer, tmp_path: Path) -> None:
     """Plain Parquet files cannot be updated: as a Delta table (Parquet files and a log of
     which are current), rows are upserted; DuckDB reads the current files back."""
+    import dlt
     from deltalake import DeltaTable
+
+    from opperai_usage.sync import usage_source
 
     pipeline = dlt.pipeline(
         "opper_usage_files",

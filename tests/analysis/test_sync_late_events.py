@@ -7,11 +7,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import dlt
 import pytest
 
 from opperai_usage import Opper
-from opperai_usage.sync import usage_source
 from opperai_usage.testing import UsageServer
 from tests.support.sync import UTC, expected_rows, table_rows
 
@@ -28,6 +26,10 @@ TABLE = "SELECT time_bucket, model, customer_id, total_tokens, cost, count FROM 
 def test_late_events_are_in_the_table_after_the_next_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import dlt  # here, not at the top: every test worker imports this module
+
+    from opperai_usage.sync import usage_source
+
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     pipeline = dlt.pipeline(
         "opper_usage",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -29,9 +29,6 @@ from dateutil.parser import isoparse
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
-from openapi_core import OpenAPI
-from openapi_core.datatypes import RequestParameters
-from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from opperai_usage import Opper, _decode
 from opperai_usage._generated.models import GetUsageResultItem as GeneratedItem
@@ -49,6 +46,10 @@ from opperai_usage.models import GetUsageResultItem, Granularity
 from opperai_usage.types import UNSET
 from tests.support import API_KEY
 from tests.support.spec import spec
+
+if TYPE_CHECKING:  # openapi-core takes half a second to import, in every test worker
+    from openapi_core import OpenAPI
+    from openapi_core.datatypes import RequestParameters
 
 PATH = "/analytics/usage"
 SERVER = "https://api.opper.ai/v2"
@@ -71,6 +72,8 @@ def openapi() -> OpenAPI:
     `'a' is not an array`). A query string cannot carry a JSON null, so dropping the null
     branch loses nothing; every other branch is kept as written.
     """
+    from openapi_core import OpenAPI
+
     document = copy.deepcopy(spec())
     for parameter in document["paths"][PATH]["get"]["parameters"]:
         schema = parameter["schema"]
@@ -95,6 +98,9 @@ class SpecRequest:
 
     @classmethod
     def of(cls, request: httpx.Request) -> SpecRequest:
+        from openapi_core.datatypes import RequestParameters
+        from werkzeug.datastructures import Headers, ImmutableMultiDict
+
         url = request.url
         query = parse_qsl(url.query.decode("ascii"), keep_blank_values=True, strict_parsing=False)
         return cls(

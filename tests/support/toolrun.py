@@ -24,7 +24,6 @@ from typing import Any
 from tests.support import ROOT
 from tests.support.net import closed_port_url
 from tests.support.servers import serving
-from tests.tools.opper_upstream import served
 
 UPSTREAM = ROOT / "tests" / "tools" / "opper_upstream.json"
 #: What `nox -s update-spec` reads and writes, copied into a sandbox.
@@ -54,6 +53,8 @@ class Run:
 
 @cache
 def _upstream() -> dict[str, Any]:
+    from tests.tools.opper_upstream import served  # FastAPI: here, for the tests that need it
+
     loaded: dict[str, Any] = json.loads(served())
     return loaded
 

@@ -24,7 +24,6 @@ from tests.support.toolrun import (
     upstream,
     write_json,
 )
-from tests.tools.opper_upstream import served
 from tools.extract import extract
 from tools.overlay import apply
 from tools.sources import InputError, read
@@ -58,6 +57,8 @@ def _without_minute(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_fixture_document_is_what_the_fastapi_app_serves() -> None:
+    from tests.tools.opper_upstream import served  # FastAPI, imported where it is needed
+
     assert served() == UPSTREAM.read_bytes(), (
         "tests/tools/opper_upstream.json is stale: python tests/tools/opper_upstream.py > "
         "tests/tools/opper_upstream.json, then "
