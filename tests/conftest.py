@@ -25,6 +25,7 @@ from opperai_usage.models import GetUsageResultItem
 from tests.support import API_KEY, ROOT
 from tests.support.calls import Usage
 from tests.support.net import free_port
+from tests.support.order import spread
 from tests.support.servers import (
     LocalServer,
     TLSServer,
@@ -63,9 +64,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `nox -s mutants` (tests/MUTANTS.md) only: the quickest tests first, as timed by
-    mutmut's first run, so that a mutant a quick test catches is caught in seconds (mutmut
-    stops at the first failure)."""
+    """Each folder's modules spread over the run (`tests.support.order`); under `nox -s
+    mutants` (tests/MUTANTS.md), the quickest tests first, as timed by mutmut's first run, so
+    that a mutant a quick test catches is caught in seconds (mutmut stops at the first
+    failure)."""
+    items[:] = spread(items)
     if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
         return
     import json
