@@ -29,6 +29,7 @@ import httpx
 from .. import _credentials
 from .._client import Opper
 from .._columns import Columns, columns_for
+from .._connections import default_tls_context
 from .._validation import InvalidArgumentError, fields_to_send
 from ._args import build_parser, time_range, usage_line
 from ._failures import (
@@ -192,8 +193,10 @@ def run(args: argparse.Namespace) -> int:
     def record(request: httpx.Request) -> None:
         sent.append(f"{request.method} {request.url}")
 
+    hooks = {"request": [record]}
+    tls = default_tls_context()  # what Opper's own clients trust, loaded once per process
     with (
-        httpx.Client(follow_redirects=True, event_hooks={"request": [record]}) as client,
+        httpx.Client(follow_redirects=True, event_hooks=hooks, verify=tls) as client,
         Opper(server_url=args.server_url, timeout_ms=timeout_ms(args), client=client) as opper,
     ):
         items, windows = _fetch(opper, arguments)
