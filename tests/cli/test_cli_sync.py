@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from opperai_usage import Opper
 from tests.support import API_KEY
-from tests.support.command_line import MODULE, Result, environment, run
+from tests.support.command_line import Process, Result, environment, run, start
 from tests.support.servers import LocalServer
 from tests.support.sync import UTC, expected_rows, table_rows
 
@@ -39,11 +38,8 @@ def sync(local: LocalServer, folder: Path, *args: str, env: dict[str, str] | Non
     return run(*command, env=env, cwd=folder)
 
 
-def started(local: LocalServer, folder: Path, *args: str) -> subprocess.Popen[bytes]:
-    command = [*MODULE, "sync", "--server-url", local.url, *QUERY, *args]
-    return subprocess.Popen(
-        command, cwd=folder, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+def started(local: LocalServer, folder: Path, *args: str) -> Process:
+    return start("sync", "--server-url", local.url, *QUERY, *args, cwd=folder)
 
 
 def wait_for(condition: Callable[[], object], what: str, budget: float = 20) -> None:

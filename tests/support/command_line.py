@@ -4,6 +4,7 @@ read as bytes (CSV line ends and encodings are part of what is tested)."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import os
@@ -12,6 +13,7 @@ import select
 import selectors
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -21,7 +23,7 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -69,11 +71,9 @@ def run(
     start-up variables are this process's and OPPER_USAGE_TESTS_FRESH is not 1 (`nox -s
     tests` sets it on the oldest Python); the console script always starts afresh."""
     env = environment() if env is None else env
-    fresh = os.environ.get("OPPER_USAGE_TESTS_FRESH") == "1"
-    if command is None and not fresh and _startup(env) == _startup(os.environ):
-        server = fork_server()
-        if server is not None:
-            return server.run(list(args), env, cwd)
+    server = fork_server() if command is None and _may_fork(env) else None
+    if server is not None:
+        return server.run(list(args), env, cwd)
     done = subprocess.run(
         [*(command or MODULE), *args],
         capture_output=True,
@@ -93,6 +93,42 @@ STARTUP = ("PYTHON", "LC_", "LANG", "TZ")
 
 def _startup(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if name.startswith(STARTUP)}
+
+
+def _may_fork(env: dict[str, str]) -> bool:
+    """Whether a run in `env` may be forked from the fork server rather than start afresh."""
+    fresh = os.environ.get("OPPER_USAGE_TESTS_FRESH") == "1"
+    return not fresh and _startup(env) == _startup(os.environ)
+
+
+class Process(Protocol):
+    """What the tests use of a started command: a `subprocess.Popen`, or a `Started`."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[Any, Any]: ...
+
+
+def start(*args: str, cwd: Path = ROOT) -> Process:
+    """`python -m opperai_usage ARGS`, started with stdout and stderr piped: forked as `run()`
+    forks, or a new process."""
+    env = environment()
+    server = fork_server() if _may_fork(env) else None
+    if server is not None:
+        return server.start(list(args), env, cwd)
+    return subprocess.Popen(
+        [*MODULE, *args], cwd=cwd, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
 class ForkServer:
@@ -124,31 +160,94 @@ class ForkServer:
 
     def run(self, args: list[str], env: dict[str, str], cwd: Path) -> Result:
         """One run in a child of the server: its output and status, within TIMEOUT_S."""
-        deadline = time.monotonic() + TIMEOUT_S
+        started = self.start(args, env, cwd)
+        stdout, stderr = started.communicate(timeout=TIMEOUT_S)
+        assert started.returncode is not None
+        return Result(started.returncode, stdout, stderr)
+
+    def start(self, args: list[str], env: dict[str, str], cwd: Path) -> Started:
+        """A run in a child of the server, started: stdin empty, stdout and stderr piped."""
         body = json.dumps({"argv": args, "env": env, "cwd": str(cwd)}).encode()
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         stdin = os.open(os.devnull, os.O_RDONLY)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             connection.settimeout(TIMEOUT_S)
             connection.connect(self.path)
-            try:
-                header = struct.pack("!Q", len(body))
-                socket.send_fds(connection, [header], [stdin, out_write, err_write])
-                connection.sendall(body)
-            finally:
-                for fd in (stdin, out_write, err_write):
-                    os.close(fd)
-            answers = connection.makefile("rb")
-            pid = int(answers.readline())
-            try:
-                streams = _drain({out_read: bytearray(), err_read: bytearray()}, deadline)
-            except TimeoutError:
-                os.kill(pid, 9)
-                raise subprocess.TimeoutExpired(["opper-usage", *args], TIMEOUT_S) from None
-            connection.settimeout(max(deadline - time.monotonic(), 0.1))
-            status = int(answers.readline())
-        return Result(status, bytes(streams[out_read]), bytes(streams[err_read]))
+            header = struct.pack("!Q", len(body))
+            socket.send_fds(connection, [header], [stdin, out_write, err_write])
+            connection.sendall(body)
+        except BaseException:
+            connection.close()
+            os.close(out_read)
+            os.close(err_read)
+            raise
+        finally:
+            for fd in (stdin, out_write, err_write):
+                os.close(fd)
+        return Started(connection, out_read, err_read)
+
+
+class Started:
+    """A run in a child of the fork server, as a `Process`: the server, whose child it is, tells
+    its exit status over `connection` (a line after the pid's); it is signalled through a pidfd,
+    which cannot reach another process once it has ended."""
+
+    def __init__(self, connection: socket.socket, stdout: int, stderr: int) -> None:
+        self._connection, self._pipes = connection, (stdout, stderr)
+        self._received = b""
+        self.pid = int(self._line(time.monotonic() + TIMEOUT_S))
+        self.returncode: int | None = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except ProcessLookupError:  # ended and reaped already
+            self._pidfd = None
+
+    def _line(self, deadline: float) -> bytes:
+        """The next line the server sends; TimeoutError past `deadline`."""
+        while b"\n" not in self._received:
+            self._connection.settimeout(max(deadline - time.monotonic(), 0))
+            chunk = self._connection.recv(64)  # socket.timeout is TimeoutError
+            if not chunk:
+                raise ConnectionError("the fork server did not say how the run ended")
+            self._received += chunk
+        line, self._received = self._received.split(b"\n", 1)
+        return line
+
+    def _ended(self, deadline: float) -> None:
+        self.returncode = int(self._line(deadline))
+        self._connection.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and (
+            b"\n" in self._received or select.select([self._connection], [], [], 0)[0]
+        ):
+            self._ended(time.monotonic() + TIMEOUT_S)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):  # it has ended meanwhile
+                signal.pidfd_send_signal(self._pidfd, sig)
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes, bytes]:
+        """Both pipes read to their end, then the status; TimeoutExpired (the run killed)."""
+        assert input is None, "stdin is empty"
+        deadline = time.monotonic() + (TIMEOUT_S if timeout is None else timeout)
+        try:
+            streams = _drain({fd: bytearray() for fd in self._pipes}, deadline)
+            if self.returncode is None:
+                self._ended(deadline)
+        except TimeoutError:
+            self.send_signal(signal.SIGKILL)
+            raise subprocess.TimeoutExpired(["opper-usage"], timeout or TIMEOUT_S) from None
+        return bytes(streams[self._pipes[0]]), bytes(streams[self._pipes[1]])
 
 
 def _drain(streams: dict[int, bytearray], deadline: float) -> dict[int, bytearray]:
