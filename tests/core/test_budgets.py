@@ -36,8 +36,8 @@ from tests.support.calls import Usage, timed
 from tests.support.net import Passing, open_connections
 from tests.support.servers import LocalServer, answer_empty_list, serving
 
-#: Mostly waiting on the clock: one worker runs this module while the others compute.
-pytestmark = pytest.mark.xdist_group("budgets")
+#: Mostly waiting on the clock: the modules that do share one worker while the others compute.
+pytestmark = pytest.mark.xdist_group("clock")
 #: A body the client would accept ("[]" and spaces), sent a byte at a time.
 SLOW_BODY = "[]" + " " * 10
 

@@ -26,8 +26,8 @@ from tests.support.calls import timed
 from tests.support.command_line import run
 from tests.support.net import AsyncPassing, Passing
 
-#: Mostly waiting on the clock: one worker runs this module while the others compute.
-pytestmark = pytest.mark.xdist_group("deadlines")
+#: Mostly waiting on the clock: the modules that do share one worker while the others compute.
+pytestmark = pytest.mark.xdist_group("clock")
 BUDGET_EXCEEDED = "no complete answer within the attempt's time budget of {:.3f}s"
 QUICK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
 

@@ -30,8 +30,8 @@ from tests.support.calls import Usage
 from tests.support.net import closed_port_url
 from tests.support.servers import LocalServer
 
-#: Mostly waiting on the clock: one worker runs this module while the others compute.
-pytestmark = pytest.mark.xdist_group("faults")
+#: Mostly waiting on the clock: the modules that do share one worker while the others compute.
+pytestmark = pytest.mark.xdist_group("clock")
 #: Small waits so the matrix runs in seconds: 10 ms doubling to at most 50 ms, 5 s in all.
 FAST = RetryConfig(
     "backoff", BackoffStrategy(10, 50, 2.0, 5_000), retry_connection_errors=True, max_retries=3

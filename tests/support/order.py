@@ -14,7 +14,7 @@ def spread(items: list[pytest.Item]) -> list[pytest.Item]:
     A folder's modules are alike (the command line's mostly compute, the kit's mostly serve),
     and the workers take a module's tests at once: in folder order they all wait at once,
     leaving the cores idle, then all compute at once. (The modules that mostly wait on the
-    clock are xdist groups: one worker runs each while the others compute.)"""
+    clock are the xdist group `clock`: one worker runs them while the others compute.)"""
     modules: dict[Path, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.path, []).append(item)
