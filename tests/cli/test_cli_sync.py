@@ -10,7 +10,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,20 @@ def sync(local: LocalServer, folder: Path, *args: str, env: dict[str, str] | Non
     return run(*command, env=env, cwd=folder)
 
 
-def started(local: LocalServer, folder: Path, *args: str) -> Process:
-    return start("sync", "--server-url", local.url, *QUERY, *args, cwd=folder)
+@pytest.fixture
+def started(local: LocalServer) -> Iterator[Callable[..., Process]]:
+    """Starts sync runs in a folder; when the test ends, passed or failed, a run still going is
+    killed and every run's pipes are read to their end, so none outlives its test."""
+    runs: list[Process] = []
+
+    def begin(folder: Path, *args: str) -> Process:
+        runs.append(start("sync", "--server-url", local.url, *QUERY, *args, cwd=folder))
+        return runs[-1]
+
+    yield begin
+    for leftover in runs:
+        leftover.send_signal(signal.SIGKILL)  # nothing, once it has ended
+        leftover.communicate(timeout=10)
 
 
 def wait_for(condition: Callable[[], object], what: str, budget: float = 20) -> None:
@@ -188,10 +200,12 @@ def test_a_destination_failure_exits_1_on_one_line(local: LocalServer, tmp_path:
     assert (tmp_path / "notes.duckdb").read_text() == "not a database\n"
 
 
-def test_a_second_run_at_once_fails_and_harms_nothing(local: LocalServer, tmp_path: Path) -> None:
+def test_a_second_run_at_once_fails_and_harms_nothing(
+    local: LocalServer, tmp_path: Path, started: Callable[..., Process]
+) -> None:
     start = since()
     local.script({"delay_ms": 30_000})  # the first run holds its lock until the reset below
-    first = started(local, tmp_path, "--since", start.isoformat(), "--format", "json")
+    first = started(tmp_path, "--since", start.isoformat(), "--format", "json")
     wait_for(local.requests, "the first run's request")
     second = sync(local, tmp_path)
     assert second.code == 1
@@ -228,6 +242,7 @@ def test_a_run_killed_at_any_point_is_completed_by_the_next(
     point: str,
     first_run: bool,
     synced: tuple[Path, dt.datetime],
+    started: Callable[..., Process],
 ) -> None:
     start = since()
     if not first_run:  # a table there already, the killed run re-fetching its last day
@@ -236,7 +251,7 @@ def test_a_run_killed_at_any_point_is_completed_by_the_next(
     local.reset()
     if point == "fetching":
         local.script({"delay_ms": 30_000})
-    victim = started(local, tmp_path, "--since", start.isoformat(), "--refetch", "1d")
+    victim = started(tmp_path, "--since", start.isoformat(), "--refetch", "1d")
     ready: dict[str, Callable[[], object]] = {
         "fetching": local.requests,
         "extracted": lambda: _normalizing(tmp_path),

@@ -197,7 +197,14 @@ class Started:
     def __init__(self, connection: socket.socket, stdout: int, stderr: int) -> None:
         self._connection, self._pipes = connection, (stdout, stderr)
         self._received = b""
-        self.pid = int(self._line(time.monotonic() + TIMEOUT_S))
+        self._streams: dict[int, bytearray] | None = None  # what the pipes gave, once read
+        try:
+            self.pid = int(self._line(time.monotonic() + TIMEOUT_S))
+        except BaseException:
+            for fd in self._pipes:
+                os.close(fd)
+            connection.close()
+            raise
         self.returncode: int | None = None
         try:
             self._pidfd: int | None = os.pidfd_open(self.pid)
@@ -237,25 +244,28 @@ class Started:
     def communicate(
         self, input: bytes | None = None, timeout: float | None = None
     ) -> tuple[bytes, bytes]:
-        """Both pipes read to their end, then the status; TimeoutExpired (the run killed)."""
+        """Both pipes read to their end, then the status; TimeoutExpired (the run killed). As
+        with `subprocess.Popen`, it may be called again: after a timeout, for the status."""
         assert input is None, "stdin is empty"
         deadline = time.monotonic() + (TIMEOUT_S if timeout is None else timeout)
         try:
-            streams = _drain({fd: bytearray() for fd in self._pipes}, deadline)
+            if self._streams is None:  # the pipes are closed once read, however that ends
+                self._streams = {fd: bytearray() for fd in self._pipes}
+                _drain(self._streams, deadline)
             if self.returncode is None:
                 self._ended(deadline)
         except TimeoutError:
             self.send_signal(signal.SIGKILL)
             raise subprocess.TimeoutExpired(["opper-usage"], timeout or TIMEOUT_S) from None
-        return bytes(streams[self._pipes[0]]), bytes(streams[self._pipes[1]])
+        return bytes(self._streams[self._pipes[0]]), bytes(self._streams[self._pipes[1]])
 
 
-def _drain(streams: dict[int, bytearray], deadline: float) -> dict[int, bytearray]:
+def _drain(streams: dict[int, bytearray], deadline: float) -> None:
     """Read every pipe in `streams` to its end (and close it); TimeoutError past `deadline`."""
     with selectors.DefaultSelector() as watch:
-        for fd in streams:
-            watch.register(fd, selectors.EVENT_READ)
         try:
+            for fd in streams:
+                watch.register(fd, selectors.EVENT_READ)
             while watch.get_map():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -269,7 +279,6 @@ def _drain(streams: dict[int, bytearray], deadline: float) -> dict[int, bytearra
         finally:
             for fd in streams:
                 os.close(fd)
-    return streams
 
 
 _servers: list[ForkServer | None] = []
