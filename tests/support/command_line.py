@@ -161,7 +161,11 @@ class ForkServer:
     def run(self, args: list[str], env: dict[str, str], cwd: Path) -> Result:
         """One run in a child of the server: its output and status, within TIMEOUT_S."""
         started = self.start(args, env, cwd)
-        stdout, stderr = started.communicate(timeout=TIMEOUT_S)
+        try:
+            stdout, stderr = started.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            started.communicate(timeout=10)  # the killed run's status: nothing left open
+            raise
         assert started.returncode is not None
         return Result(started.returncode, stdout, stderr)
 

@@ -8,9 +8,11 @@ from typing import Any
 import httpx
 import psutil
 
-#: The CAs the tests' own httpx clients trust, loaded once per process: each client would load
-#: them itself (about 20 ms of CPU), and the suite makes hundreds.
-TLS = httpx.create_ssl_context()
+from opperai_usage._connections import default_tls_context
+
+#: The CAs the tests' own httpx clients trust: the ones Opper's clients share, loaded once per
+#: process; each client would load them itself (about 20 ms of CPU), and the suite makes hundreds.
+TLS = default_tls_context()
 
 
 def free_port() -> int:
